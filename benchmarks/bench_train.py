@@ -1,0 +1,96 @@
+"""Training-step benchmark: images/s, step ms, compile s and peak memory for a method's train step.
+
+  python benchmarks/bench_train.py                       # iTMN at the paper's size and at the demo size
+  python benchmarks/bench_train.py --configs=configs/itmn.py:demo --steps=20
+
+Runs the trainer's own jitted, sharded step on whatever devices are present, on synthetic batches (the
+input pipeline is measured separately), and prints a Markdown table. Peak memory is the devices' peak
+bytes in use where the backend reports it (GPU/TPU) and the process's peak RSS on CPU.
+"""
+import resource
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
+flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
+flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
+
+
+def _peak_memory_mb():
+  import jax
+  stats = [d.memory_stats() or {} for d in jax.local_devices()]
+  peaks = [s.get("peak_bytes_in_use") for s in stats if s.get("peak_bytes_in_use")]
+  if peaks:
+    return max(peaks) / 2**20, "device"
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host RSS"
+
+
+def bench(spec, steps, overrides):
+  import jax
+  import numpy as np
+  from jax.sharding import NamedSharding, PartitionSpec as P
+
+  from lle import config_lib, methods, train
+
+  config = config_lib.load(spec)
+  for item in overrides:
+    key, value = item.split("=", 1)
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = type(node[leaf])(eval(value)) if not isinstance(node[leaf], str) else value
+  mesh = train.make_mesh()
+  method = methods.get(config)
+  state, _ = train.init_state(method, config, mesh)
+  data = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  step_fn = jax.jit(method.train_step, in_shardings=(replicated, data, replicated),
+                    out_shardings=(replicated, replicated), donate_argnums=0)
+  size = config.data.crop_size
+  rng = np.random.default_rng(0)
+  batch = {k: jax.device_put(rng.random((config.batch_size, size, size, 3), dtype=np.float32), data)
+           for k in ("input", "target")}
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, batch, jax.random.key(0)).compile()
+  compile_s = time.perf_counter() - t0
+  state, m = compiled(state, batch, jax.random.key(0))  # warm-up
+  jax.block_until_ready(m)
+  t0 = time.perf_counter()
+  for i in range(steps):
+    state, m = compiled(state, batch, jax.random.key(i))
+  jax.block_until_ready((state, m))
+  step_s = (time.perf_counter() - t0) / steps
+  peak, kind = _peak_memory_mb()
+  return {"config": spec, "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
+          "batch": config.batch_size, "size": f"{size}x{size}", "images/s": config.batch_size / step_s,
+          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})"}
+
+
+flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
+
+HEADER = ("| config | devices | batch | size | images/s | step ms | compile s | peak MB |\n"
+          "|---|---|---|---|---|---|---|---|")
+
+
+def main(argv):
+  del argv
+  import subprocess
+  if not FLAGS.noheader:
+    print(HEADER, flush=True)
+  if len(FLAGS.configs) > 1:  # one process per config: clean compile times and peak-memory readings
+    for spec in FLAGS.configs:
+      extra = [f"--override={','.join(FLAGS.override)}"] if FLAGS.override else []
+      subprocess.run([sys.executable, __file__, f"--configs={spec}", f"--steps={FLAGS.steps}", "--noheader",
+                      *extra], check=True)
+    return
+  row = bench(FLAGS.configs[0], FLAGS.steps, FLAGS.override)
+  print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |",
+        flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,82 @@
+"""Colour transforms and tone-mapping operators: pure functions on [..., 3] arrays.
+
+Every function works on numpy or jax arrays (it uses `jnp`), so the data builders and
+the jitted evaluation share one definition.
+"""
+import jax.numpy as jnp
+
+# BT.709 / sRGB luminance weights (ITU-R BT.709-6, item 3.3); Reinhard et al. 2002 use the same.
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
+
+
+def srgb_to_linear(x):
+  """IEC 61966-2-1 sRGB decoding of values in [0, 1]."""
+  x = jnp.asarray(x)
+  return jnp.where(x <= 0.04045, x / 12.92, ((jnp.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x):
+  """IEC 61966-2-1 sRGB encoding of linear values in [0, 1] (clipped)."""
+  x = jnp.clip(jnp.asarray(x), 0.0, 1.0)
+  return jnp.where(x <= 0.0031308, 12.92 * x, 1.055 * jnp.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def luminance(rgb):
+  """Relative luminance of linear RGB, [..., 3] -> [...]."""
+  w = jnp.asarray(LUMINANCE_WEIGHTS, dtype=jnp.result_type(rgb, jnp.float32))
+  return jnp.sum(jnp.asarray(rgb) * w, axis=-1)
+
+
+def reinhard_global(hdr, *, key=0.18, white=None, eps=1e-6):
+  """Reinhard et al. 2002 global photographic operator, eq. 1-4, on one linear HDR image [H, W, 3].
+
+  L = key / L_avg * L_w, with L_avg the log-average luminance (eq. 1-2); L_d = L (1 + L / white^2) / (1 + L)
+  (eq. 4), with `white` defaulting to the largest scaled luminance (the paper's choice) so that the
+  brightest pixel maps to 1. Colour is carried by scaling RGB by L_d / L_w (Reinhard's sec. 3 practice).
+  Returns linear display RGB in [0, 1].
+  """
+  hdr = jnp.asarray(hdr)
+  lum = luminance(hdr)
+  log_avg = jnp.exp(jnp.mean(jnp.log(eps + lum)))
+  scaled = key / log_avg * lum
+  if white is None:
+    white = jnp.max(scaled)
+  display = scaled * (1.0 + scaled / white**2) / (1.0 + scaled)
+  ratio = display / jnp.maximum(lum, eps)
+  return jnp.clip(hdr * ratio[..., None], 0.0, 1.0)
+
+
+def inverse_reinhard(ldr_linear, *, max_display=0.99):
+  """Inverse of Reinhard's simple operator L_d = L / (1 + L), applied to luminance: L = L_d / (1 - L_d).
+
+  The scene key and log-average are unknown when inverting a single LDR image, so the result is in
+  key-scaled units (L = key means "middle grey"); the caller maps it to absolute luminance.
+  `max_display` caps L_d below 1, where the inverse diverges (a saturated pixel maps to 99).
+  """
+  ldr_linear = jnp.asarray(ldr_linear)
+  lum_d = jnp.clip(luminance(ldr_linear), 0.0, max_display)
+  lum = lum_d / (1.0 - lum_d)
+  ratio = lum / jnp.maximum(lum_d, 1e-6)
+  return ldr_linear * ratio[..., None]
+
+
+# SMPTE ST 2084 (PQ) constants, exactly as in the standard (also ITU-R BT.2100 table 4).
+_PQ_M1 = 2610 / 16384
+_PQ_M2 = 2523 / 4096 * 128
+_PQ_C1 = 3424 / 4096
+_PQ_C2 = 2413 / 4096 * 32
+_PQ_C3 = 2392 / 4096 * 32
+PQ_PEAK_NITS = 10000.0
+
+
+def pq_encode(nits):
+  """Absolute luminance in cd/m^2 -> PQ code value in [0, 1] (SMPTE ST 2084 inverse EOTF)."""
+  y = jnp.clip(jnp.asarray(nits) / PQ_PEAK_NITS, 0.0, 1.0)
+  ym = y**_PQ_M1
+  return ((_PQ_C1 + _PQ_C2 * ym) / (1.0 + _PQ_C3 * ym)) ** _PQ_M2
+
+
+def pq_decode(code):
+  """PQ code value in [0, 1] -> absolute luminance in cd/m^2 (SMPTE ST 2084 EOTF)."""
+  e = jnp.clip(jnp.asarray(code), 0.0, 1.0) ** (1.0 / _PQ_M2)
+  return PQ_PEAK_NITS * (jnp.maximum(e - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * e)) ** (1.0 / _PQ_M1)

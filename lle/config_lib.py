@@ -1,0 +1,62 @@
+"""Shared pieces of the method configs in `configs/`: the run-level fields every method has, and
+named variants selected by `--config=configs/<method>.py:variant[,variant...]`."""
+from typing import Callable
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base(method: str) -> ml_collections.ConfigDict:
+  """Fields that every method's config has: sweeps, tables and scripts rely on these names."""
+  c = ml_collections.ConfigDict()
+  c.method = method
+  c.seed = 0  # initialisation, data order and augmentation all derive from it
+  c.num_train_steps = 0
+  c.batch_size = 0  # global batch, split evenly over all devices of all hosts
+  c.eval_every_steps = 0
+  c.checkpoint_every_steps = 0
+  c.log_every_steps = 50
+  c.keep_checkpoints = 3  # Orbax keeps this many most recent checkpoints
+
+  c.data = ml_collections.ConfigDict()
+  c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.data.train_split = "train"
+  c.data.eval_split = "test"
+  c.data.eval_limit = config_dict.placeholder(int)  # score only the first N held-out images (None: all)
+  c.data.worker_count = 0  # grain worker processes (0: threads in the main process)
+  c.data.read_threads = 2
+  c.data.prefetch = 4
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_images_to_save = 3  # input | output | target grids written at each evaluation
+
+  c.wandb = ml_collections.ConfigDict()
+  c.wandb.enabled = True
+  c.wandb.project = "lle"
+  c.wandb.entity = ""
+  c.wandb.group = ""
+  c.wandb.name = ""
+  c.wandb.mode = ""  # "" = online if an API key is configured, else offline; or online/offline/disabled
+  return c
+
+
+def apply_variants(config, arg: str | None, variants: dict[str, Callable]):
+  """Applies the comma-separated variants named in `arg`, in order, e.g. 'demo,nodmse'."""
+  for name in filter(None, (arg or "").split(",")):
+    if name not in variants:
+      raise ValueError(f"unknown config variant {name!r}; expected one of {sorted(variants)}")
+    variants[name](config)
+  return config
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:variant,...]` the way `--config=` does (unlocked)."""
+  import importlib.util
+  import os
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config file {path!r} does not exist")
+  module_spec = importlib.util.spec_from_file_location("_lle_config_" + os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)

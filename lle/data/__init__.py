@@ -1,0 +1,1 @@
+"""Data: TFDS builders (one sub-package each) and grain input pipelines."""

@@ -1,0 +1,111 @@
+"""Full-size evaluation of a model and its baselines on a held-out split, and `results.json`.
+
+`results.json` (written atomically by process 0) has a stable shape that sweeps and tables read:
+  {"config": {...}, "step": N, "model": {metric: mean, ...},
+   "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
+   "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
+   "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version}}
+"""
+import functools
+import json
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from etils import epath
+
+import lle
+from lle import color, metrics
+
+
+def _decode_linear(x, data_config, reference_nits):
+  """Model-space values -> linear HDR relative to `reference_nits` (for mPSNR)."""
+  if data_config.target_encoding == "pq":
+    return color.pq_decode(x) / reference_nits
+  return color.srgb_to_linear(x)
+
+
+def metric_fns(config) -> dict:
+  """name -> fn(pred, target) -> [N] for every name in config.eval.metrics (images in model space)."""
+  decode = functools.partial(_decode_linear, data_config=config.data,
+                             reference_nits=config.eval.mpsnr_reference_nits)
+  table = {
+      "psnr": lambda p, t: metrics.psnr(p, t),
+      "ssim": lambda p, t: metrics.ssim(p, t),
+      "mse": lambda p, t: metrics.mse(p, t),
+      "mpsnr": lambda p, t: metrics.mpsnr(decode(p), decode(t)),
+  }
+  unknown = [m for m in config.eval.metrics if m not in table]
+  if unknown:
+    raise ValueError(f"config.eval.metrics has unknown {unknown}; known: {sorted(table)}")
+  return {m: jax.jit(table[m]) for m in config.eval.metrics}
+
+
+def pad_to_multiple(images, multiple: int):
+  """Reflect-pads [N, H, W, C] at the bottom/right so H and W divide by `multiple`."""
+  h, w = images.shape[1:3]
+  ph, pw = -h % multiple, -w % multiple
+  if ph == pw == 0:
+    return images
+  mode = "reflect" if ph < h and pw < w else "edge"
+  return jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def evaluate(method, state, examples, config, *, predict=None):
+  """Scores the model and every baseline on each example at full size.
+
+  Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target grid}).
+  """
+  predict = predict or jax.jit(method.predict)
+  fns = metric_fns(config)
+  systems = {"model": lambda x: predict(state, x), **{k: jax.jit(f) for k, f in method.baselines.items()}}
+  per_image = {name: {} for name in systems}
+  grids = {}
+  for i, ex in enumerate(examples):
+    x = jnp.asarray(ex["input"][None])
+    target = jnp.asarray(ex["target"][None])
+    h, w = x.shape[1:3]
+    for name, fn in systems.items():
+      xin = pad_to_multiple(x, method.size_multiple) if name == "model" else x
+      out = jnp.clip(fn(xin)[:, :h, :w], 0.0, 1.0)
+      per_image[name][ex["name"]] = {m: float(f(out, target)[0]) for m, f in fns.items()}
+      if name == "model" and i < config.eval.num_images_to_save:
+        grids[ex["name"]] = np.concatenate([ex["input"], np.asarray(out[0]), ex["target"]], axis=1)
+  means = {name: {m: float(np.mean([s[m] for s in scores.values()])) for m in fns}
+           for name, scores in per_image.items()}
+  return means, per_image, grids
+
+
+def code_version() -> dict:
+  root = epath.Path(lle.__file__).parent.parent
+  try:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, check=True).stdout.strip())
+  except (OSError, subprocess.CalledProcessError):
+    commit, dirty = None, None
+  return {"commit": commit, "dirty": dirty, "version": lle.__version__}
+
+
+def write_results(workdir, *, config, step, means, per_image, dataset, num_devices):
+  if jax.process_index() != 0:
+    return None
+  results = {
+      "config": config.to_dict(),
+      "step": int(step),
+      "model": means["model"],
+      "baselines": {k: v for k, v in means.items() if k != "model"},
+      "per_image": per_image,
+      "dataset": dataset,
+      "seed": config.seed,
+      "num_devices": num_devices,
+      "num_processes": jax.process_count(),
+      "code": code_version(),
+  }
+  path = epath.Path(workdir) / "results.json"
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(results, indent=2, default=str))
+  tmp.replace(path)  # atomic: readers never see half a file
+  return results

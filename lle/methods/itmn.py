@@ -1,0 +1,131 @@
+"""iTMN: inverse tone mapping network with a generative adversarial regulariser (Ning et al. 2018).
+
+Generator: U-Net, LDR -> HDR (encoded into [0, 1]). Discriminator: CNN + fully connected. Each training
+iteration solves eq. 4 in order: one generator update on lambda * (MSE + alpha dMSE) + R(G, D_k), then one
+discriminator update maximising R(G_{k+1}, D).
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from lle import color, losses, optim
+from lle.methods import Method, NetState
+from lle.nn.discriminator import ConvFCDiscriminator
+from lle.nn.unet import UNet
+
+
+def generator(config) -> UNet:
+  g = config.generator
+  return UNet(features=tuple(g.features), kernel_size=g.kernel_size, out_channels=3,
+              negative_slope=g.negative_slope, bn_momentum=g.bn_momentum,
+              output_activation=g.output_activation, kernel_init=g.kernel_init)
+
+
+def discriminator(config) -> ConvFCDiscriminator:
+  d = config.discriminator
+  return ConvFCDiscriminator(conv_features=tuple(d.conv_features), fc_features=tuple(d.fc_features),
+                             kernel_size=d.kernel_size, negative_slope=d.negative_slope,
+                             bn_momentum=d.bn_momentum, kernel_init=d.kernel_init)
+
+
+def _net_state(module, rng, shape, tx):
+  variables = module.init(rng, jnp.zeros(shape, jnp.float32), train=False)
+  return NetState.create(apply_fn=module.apply, params=variables["params"],
+                         batch_stats=variables["batch_stats"], tx=tx)
+
+
+def init(rng, *, config):
+  shape = (1, config.data.crop_size, config.data.crop_size, 3)
+  g_rng, d_rng = jax.random.split(rng)
+  state = {"gen": _net_state(generator(config), g_rng, shape, optim.make(config.optimizer))}
+  if config.loss.adversarial:
+    state["disc"] = _net_state(discriminator(config), d_rng, shape, optim.make(config.optimizer))
+  return state
+
+
+def _apply_train(net: NetState, params, images):
+  out, updates = net.apply_fn({"params": params, "batch_stats": net.batch_stats}, images, train=True,
+                              mutable=["batch_stats"])
+  return out, updates["batch_stats"]
+
+
+def train_step(state, batch, rng, *, config):
+  del rng  # iTMN's networks have no dropout or noise
+  lc = config.loss
+  ldr, hdr = batch["input"], batch["target"]
+  gen, disc = state["gen"], state.get("disc")
+
+  def gen_loss(params):
+    fake, g_stats = _apply_train(gen, params, ldr)
+    mse = losses.mse(fake, hdr, reduction=lc.reduction)
+    dmse = losses.dmse(fake, hdr, reduction=lc.reduction)
+    content = mse + lc.alpha * dmse
+    terms = {"mse": mse, "dmse": dmse, "content": content}
+    loss = lc.lam * content
+    if disc is not None:
+      # D_k judges G's output in training mode; its statistics are updated by its own step below.
+      fake_logits, _ = _apply_train(disc, disc.params, fake)
+      reg = losses.itmn_regularizer(None, fake_logits)  # E[log(1 - D(H))] does not depend on G
+      loss = loss + lc.adversarial_weight * reg
+      terms["g_regularizer"] = reg
+    return loss, (g_stats, terms)
+
+  (g_loss, (g_stats, metrics)), g_grads = jax.value_and_grad(gen_loss, has_aux=True)(gen.params)
+  gen = gen.apply_gradients(grads=g_grads, batch_stats=g_stats)
+  metrics["g_loss"] = g_loss
+  new_state = {"gen": gen}
+
+  if disc is not None:
+    fake, _ = _apply_train(gen, gen.params, ldr)  # G_{k+1}(L), eq. 4
+    fake = jax.lax.stop_gradient(fake)
+
+    def disc_loss(params):
+      real_logits, stats = _apply_train(disc, params, hdr)
+      fake_logits, stats = _apply_train(disc.replace(batch_stats=stats), params, fake)
+      reg = losses.itmn_regularizer(real_logits, fake_logits)
+      return -reg, (stats, jax.nn.sigmoid(real_logits).mean(), jax.nn.sigmoid(fake_logits).mean())
+
+    (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(disc_loss, has_aux=True)(disc.params)
+    new_state["disc"] = disc.apply_gradients(grads=d_grads, batch_stats=d_stats)
+    metrics.update(d_loss=d_loss, d_prob_fake_on_real=d_real, d_prob_fake_on_fake=d_fake)
+
+  metrics["learning_rate"] = optim.schedule(config.optimizer)(state["gen"].step)
+  return new_state, metrics
+
+
+def predict(state, images):
+  gen = state["gen"]
+  return gen.apply_fn({"params": gen.params, "batch_stats": gen.batch_stats}, images, train=False)
+
+
+def networks(state, *, config):
+  size = config.data.crop_size
+  out = {}
+  for name in state:
+    net = state[name]
+    apply = functools.partial(lambda n, x: n.apply_fn({"params": n.params, "batch_stats": n.batch_stats},
+                                                      x, train=False), net)
+    out[name] = (net.params, apply, (1, size, size, 3))
+  return out
+
+
+def inverse_reinhard_baseline(ldr, *, nits_per_unit: float):
+  """LDR (sRGB-encoded) -> inverse Reinhard -> cd/m^2 -> PQ: what a fixed analytic iTM operator gives."""
+  hdr = color.inverse_reinhard(color.srgb_to_linear(ldr)) * nits_per_unit
+  return color.pq_encode(hdr)
+
+
+def make(config) -> Method:
+  return Method(
+      init=functools.partial(init, config=config),
+      train_step=functools.partial(train_step, config=config),
+      predict=predict,
+      networks=functools.partial(networks, config=config),
+      baselines={
+          "identity": lambda x: x,
+          "inverse_reinhard": functools.partial(
+              inverse_reinhard_baseline, nits_per_unit=config.eval.inverse_reinhard_nits_per_unit),
+      },
+      size_multiple=2 ** len(config.generator.features),
+  )

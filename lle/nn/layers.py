@@ -1,0 +1,81 @@
+"""Layers shared by several methods."""
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def _phase_taps(kernel_size: int, padding: int, phase: int):
+  """Kernel taps and input offsets that produce output rows 2m + phase of a stride-2 transposed conv.
+
+  A stride-2 transposed convolution computes y[o] = sum_{i, k: o = 2 i - padding + k} x[i] w[k]. For
+  o = 2m + phase this is y[2m + phase] = sum_t x[m + t] w[phase + padding - 2t]: an ordinary
+  correlation whose taps are every other kernel element. Returns (kernel indices, (pad_low, pad_high)).
+  """
+  offsets = [t for t in range(-kernel_size, kernel_size + 1) if 0 <= phase + padding - 2 * t < kernel_size]
+  taps = [phase + padding - 2 * t for t in offsets]
+  return taps, (-offsets[0], offsets[-1])
+
+
+def conv_transpose_2x(x, kernel, bias=None):
+  """Stride-2 transposed convolution that doubles H and W, written as four convolutions + interleave.
+
+  `kernel` has shape [k, k, in, out] in the scatter convention y[2i - p + k] += x[i] w[k] with
+  p = (k - 2) / 2 (PyTorch's `ConvTranspose2d(k, stride=2, padding=p)`). The sub-pixel form computes the
+  same function while its gradient is an order of magnitude faster than XLA's transposed convolution on
+  CPU (no zero-dilated input).
+  """
+  k = kernel.shape[0]
+  if k % 2 or k < 2 or kernel.shape[1] != k:
+    raise ValueError(f"conv_transpose_2x needs an even square kernel, got {kernel.shape[:2]}")
+  padding = (k - 2) // 2
+  rows = []
+  for py in (0, 1):
+    taps_y, pad_y = _phase_taps(k, padding, py)
+    cols = []
+    for px in (0, 1):
+      taps_x, pad_x = _phase_taps(k, padding, px)
+      sub = kernel[jnp.array(taps_y)][:, jnp.array(taps_x)]
+      cols.append(jax.lax.conv_general_dilated(
+          x, sub.astype(x.dtype), window_strides=(1, 1), padding=(pad_y, pad_x),
+          dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    rows.append(jnp.stack(cols, axis=3))  # [N, H, W, 2(px), C]
+  y = jnp.stack(rows, axis=2)  # [N, H, 2(py), W, 2(px), C]
+  n, h, _, w, _, c = y.shape
+  y = y.reshape(n, 2 * h, 2 * w, c)
+  return y if bias is None else y + bias.astype(y.dtype)
+
+
+class ConvTranspose2x(nn.Module):
+  """Learned 2x upsampling by a k x k stride-2 transposed convolution (the papers' "deconvolution").
+
+  Same parameters (kernel [k, k, in, out] + bias) and same function as a transposed convolution with
+  padding (k - 2) / 2; computed in the sub-pixel form of `conv_transpose_2x`.
+  """
+  features: int
+  kernel_size: int = 4
+  use_bias: bool = True
+  kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32) if self.use_bias else None
+    return conv_transpose_2x(x, kernel, bias)
+
+
+def initializer(name: str):
+  """Kernel initialiser by config name: 'normal_0.02' (DCGAN/pix2pix), 'glorot_uniform', 'he_normal',
+  'lecun_normal' (Flax default)."""
+  if name.startswith("normal_"):
+    return nn.initializers.normal(stddev=float(name.split("_", 1)[1]))
+  table = {
+      "glorot_uniform": nn.initializers.glorot_uniform(),
+      "he_normal": nn.initializers.he_normal(),
+      "lecun_normal": nn.initializers.lecun_normal(),
+  }
+  if name not in table:
+    raise ValueError(f"unknown initializer {name!r}; expected 'normal_<std>' or one of {sorted(table)}")
+  return table[name]

@@ -1,0 +1,138 @@
+"""PU21 metrics against a numpy transcription of pu21_metric.m, NIQE against published MATLAB values."""
+
+import pathlib
+
+import cv2
+import jax
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from lle import metrics
+from lle.metrics import _imresize
+
+DATA = pathlib.Path(__file__).parent / 'data'
+
+# ----------------------------------------------------------------------------------------- PU21
+
+BANDING_GLARE = [0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
+                 0.9099517204, 596.3148142]
+
+
+def pu21_reference(y):
+  """pu21_encoder.encode: clamp to [0.005, 10000], then p7 (((p1 + p2 Y^p4) / (1 + p3 Y^p4))^p5 - p6)."""
+  p = BANDING_GLARE
+  y = np.clip(y, 0.005, 10000)
+  return p[6] * (((p[0] + p[1] * y ** p[3]) / (1 + p[2] * y ** p[3])) ** p[4] - p[5])
+
+
+def matlab_ssim(a, b, peak):
+  """MATLAB's built-in ssim(A, B, 'DynamicRange', peak): 11x11 Gaussian (sigma 1.5) with replicated
+  borders, map averaged over every pixel."""
+  g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+  win = np.outer(g, g) / np.outer(g, g).sum()
+  f = lambda z: ndimage.correlate(z, win, mode='nearest')
+  c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+  ma, mb = f(a), f(b)
+  va, vb, cab = f(a * a) - ma**2, f(b * b) - mb**2, f(a * b) - ma * mb
+  return np.mean((2 * ma * mb + c1) * (2 * cab + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+
+
+@pytest.fixture(scope='module')
+def absolute_hdr(hdr_pair):
+  # The conftest pair spans about 2^-4..2^6; times 20 it covers 0.005..1300 cd/m^2.
+  pred, target = hdr_pair
+  return pred * 20.0, target * 20.0
+
+
+def test_pu21_encode_matches_reference_and_anchor_points():
+  y = np.geomspace(1e-4, 1e5, 200)
+  with jax.enable_x64(True):
+    got = np.asarray(metrics.pu21_encode(y))
+  np.testing.assert_allclose(got, pu21_reference(y), rtol=1e-12, atol=1e-12)
+  # PU21's design anchors: about 0 at the lower clamp and about 256 at 100 cd/m^2 (the PSNR peak).
+  assert abs(got[np.argmin(abs(y - 0.005))]) < 0.1
+  assert abs(float(metrics.pu21_encode(np.float32(100.0))) - 256.0) < 1.0
+  assert got[0] == got[1]  # clamped below 0.005 cd/m^2
+
+
+def test_pu_psnr_and_pu_ssim_match_pu21_metric(absolute_hdr):
+  pred, target = absolute_hdr
+  with jax.enable_x64(True):
+    got_psnr = np.asarray(metrics.pu_psnr(pred, target))
+    got_ssim = np.asarray(metrics.pu_ssim(pred, target))
+  lum = lambda x: x @ np.array([0.212656, 0.715158, 0.072186])
+  want_psnr = [10 * np.log10(256.0**2 / np.mean((pu21_reference(p) - pu21_reference(t)) ** 2))
+               for p, t in zip(pred, target)]
+  want_ssim = [matlab_ssim(pu21_reference(lum(p)), pu21_reference(lum(t)), 256.0)
+               for p, t in zip(pred, target)]
+  np.testing.assert_allclose(got_psnr, want_psnr, rtol=1e-10)
+  np.testing.assert_allclose(got_ssim, want_ssim, rtol=1e-10)
+  f32 = metrics.pu_ssim(np.float32(pred), np.float32(target))
+  np.testing.assert_allclose(f32, want_ssim, atol=1e-5)
+  assert np.all(np.asarray(want_ssim) < 0.999)
+
+
+def test_pu_metrics_identity_and_scale(absolute_hdr):
+  pred, target = absolute_hdr
+  assert np.all(np.isinf(np.asarray(metrics.pu_psnr(np.float32(target), np.float32(target)))))
+  np.testing.assert_allclose(metrics.pu_ssim(np.float32(target), np.float32(target)), 1.0, atol=1e-6)
+  # Absolute units matter: the same relative error scores differently at another luminance.
+  a = np.asarray(metrics.pu_psnr(np.float32(pred), np.float32(target)))
+  b = np.asarray(metrics.pu_psnr(np.float32(pred), np.float32(target), luminance_scale=0.01))
+  assert np.all(np.abs(a - b) > 0.5)
+
+
+# ----------------------------------------------------------------------------------------- NIQE
+
+# "niqe" row of ResultsCalibra/results_official.csv in chaofengc/IQA-PyTorch: the official LIVE MATLAB
+# release (computequality.m, modelparameters.mat, 96x96 blocks) on rgb2gray of each image.
+NIQE_MATLAB = {'niqe_I04.png': 3.65492152353770, 'niqe_I06_gray.png': 3.23547743716998}
+
+
+def _read(name):
+  img = cv2.imread(str(DATA / name), cv2.IMREAD_UNCHANGED)
+  return (img[..., ::-1] if img.ndim == 3 else img[..., None]).astype(np.float64)
+
+
+def test_niqe_matches_published_matlab_values_float64():
+  with jax.enable_x64(True):
+    rgb = float(metrics.niqe(_read('niqe_I04.png')[None], data_range=255.0, quantize=True)[0])
+    gray = float(metrics.niqe(_read('niqe_I06_gray.png')[None], data_range=255.0)[0])
+  assert abs(rgb - NIQE_MATLAB['niqe_I04.png']) < 1e-9  # no flat area: exact
+  # I06 has a few flat 7x7 areas, where MATLAB's value depends on rounding noise (the summation
+  # order of the filter moves the score by about 1e-3), so the bound is looser.
+  assert abs(gray - NIQE_MATLAB['niqe_I06_gray.png']) < 2e-3
+
+
+def test_niqe_float32_batch_close_to_matlab():
+  rgb = np.float32(_read('niqe_I04.png') / 255.0)
+  # A batch of two copies: one call, one score per image.
+  got = np.asarray(metrics.niqe(np.stack([rgb, rgb]), quantize=True))
+  assert got.shape == (2,)
+  np.testing.assert_allclose(got, NIQE_MATLAB['niqe_I04.png'], atol=1e-3)
+
+
+def test_niqe_sees_distortion_and_needs_a_block():
+  rgb = np.float32(_read('niqe_I04.png') / 255.0)
+  noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 0.08, rgb.shape), 0, 1).astype(np.float32)
+  clean, bad = np.asarray(metrics.niqe(np.stack([rgb, noisy]), quantize=True))
+  assert bad > clean + 2.0  # noise is unnatural: NIQE rises a lot
+  with pytest.raises(ValueError, match='96x96'):
+    metrics.niqe(rgb[None, :90, :200])
+
+
+def test_imresize_half_weights_are_matlabs():
+  # MATLAB imresize(.., 0.5, 'bicubic'): interior rows use the cubic kernel widened to 8 taps and
+  # scaled by 1/2 at offsets +-0.5, +-1.5, +-2.5, +-3.5.
+  w = _imresize.resize_matrix(16, 8, 0.5)
+  cubic_quarter = np.array([-0.0234375, -0.0703125, 0.2265625, 0.8671875])
+  interior = np.concatenate([cubic_quarter, cubic_quarter[::-1]]) / 2
+  np.testing.assert_allclose(w[3, 3:11], interior, atol=1e-15)
+  # Output row 1 (1-based) samples u = 1.5: taps at input -3..6 with those weights
+  # (0, -3/256, -9/256, 29/256, 111/256, 111/256, 29/256, -9/256, -3/256, 0); MATLAB mirrors
+  # -3, -2, -1, 0 onto 4, 3, 2, 1 (edge repeated), so inputs 1..5 get:
+  want = np.array([29 + 111, 111 - 9, 29 - 3, -9, -3]) / 256
+  np.testing.assert_allclose(w[0, :5], want, atol=1e-15)
+  assert np.all(w[0, 5:] == 0)
+  np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-15)

@@ -1,0 +1,82 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lle.nn.discriminator import ConvFCDiscriminator
+from lle.nn.layers import ConvTranspose2x, conv_transpose_2x
+from lle.nn.unet import UNet
+
+
+def scatter_conv_transpose(x, w, stride, padding):
+  """Reference transposed convolution by its definition: y[s*i - p + k] += x[i] w[k] (float64)."""
+  n, h, wd, _ = x.shape
+  k = w.shape[0]
+  full = np.zeros((n, stride * (h - 1) + k, stride * (wd - 1) + k, w.shape[3]))
+  for i in range(h):
+    for j in range(wd):
+      full[:, stride * i:stride * i + k, stride * j:stride * j + k] += np.einsum("nc,abcd->nabd", x[:, i, j], w)
+  return full[:, padding:padding + stride * h, padding:padding + stride * wd]
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_subpixel_transposed_conv_matches_definition(k):
+  rng = np.random.default_rng(k)
+  x, w = rng.normal(size=(2, 5, 7, 3)), rng.normal(size=(k, k, 3, 4))
+  got = conv_transpose_2x(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+  np.testing.assert_allclose(got, scatter_conv_transpose(x, w, 2, (k - 2) // 2), atol=2e-5)
+
+
+def test_subpixel_matches_xla_transposed_conv_gradients():
+  """Same function, so the same gradients as XLA's own transposed convolution (PyTorch convention)."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 6, 6, 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(4, 4, 3, 5)), jnp.float32)
+
+  def xla(x, w):  # torch ConvTranspose2d(4, 2, 1) == dilated conv with the flipped kernel, padding k-1-p
+    return jax.lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  g_ours = jax.grad(loss(conv_transpose_2x), argnums=(0, 1))(x, w)
+  g_xla = jax.grad(loss(xla), argnums=(0, 1))(x, w)
+  for a, b in zip(g_ours, g_xla):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_conv_transpose_module_parameters():
+  variables = ConvTranspose2x(7, 4).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+  assert variables["params"]["kernel"].shape == (4, 4, 3, 7)
+  assert variables["params"]["bias"].shape == (7,)
+
+
+def test_unet_shapes_range_and_parameter_count():
+  features, k = (4, 8, 16), 4
+  net = UNet(features=features, kernel_size=k)
+  x = jax.random.uniform(jax.random.key(0), (2, 32, 48, 3))
+  variables = net.init(jax.random.key(1), x, train=False)
+  y = net.apply(variables, x, train=False)
+  assert y.shape == (2, 32, 48, 3)
+  assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0  # sigmoid output
+  # Encoder: conv in->f without bias + BN(f) scale and shift; decoder: deconv over [previous, skip]
+  # channels, then BN on all but the last, which has a bias instead.
+  expected, cin = 0, 3
+  for f in features:
+    expected += k * k * cin * f + 2 * f
+    cin = f
+  ups = list(features[-2::-1]) + [3]
+  for i, f in enumerate(ups):
+    cin_up = features[-1] if i == 0 else ups[i - 1] + features[-1 - i]
+    expected += k * k * cin_up * f + (2 * f if i < len(ups) - 1 else f)
+  count = sum(p.size for p in jax.tree.leaves(variables["params"]))
+  assert count == expected
+  with pytest.raises(ValueError, match="must divide by 8"):
+    net.apply(variables, jnp.zeros((1, 30, 32, 3)), train=False)
+
+
+def test_discriminator_gives_one_logit_per_image():
+  net = ConvFCDiscriminator(conv_features=(4, 8), fc_features=(6,))
+  x = jnp.zeros((3, 32, 32, 3))
+  variables = net.init(jax.random.key(0), x, train=False)
+  assert net.apply(variables, x, train=False).shape == (3,)
+  assert variables["params"]["Dense_0"]["kernel"].shape == (8 * 8 * 8, 6)

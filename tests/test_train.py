@@ -1,0 +1,90 @@
+"""The trainer on 1 and 8 devices, resume, NaN handling and the end-to-end entry point (tiny iTMN)."""
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from lle import methods, train
+from tests.conftest import REPO, load_config
+
+
+def _final_params(workdir, config, devices=None):
+  mesh = train.make_mesh(devices)
+  _, abstract = train.init_state(methods.get(config), config, mesh)
+  manager = train.checkpoint_manager(workdir, config)
+  state, _ = train.restore(manager, abstract)
+  manager.close()
+  return jax.device_get(state)
+
+
+def _tiny(**overrides):
+  config = load_config("configs/itmn.py:tiny")
+  with config.unlocked():
+    config.eval_every_steps = 1000  # only the last step evaluates
+    for k, v in overrides.items():
+      config[k] = v
+  return config
+
+
+def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
+  assert jax.device_count() == 8
+  config = _tiny(num_train_steps=2)
+  train.train_and_evaluate(config, tmp_path / "one", devices=jax.devices()[:1])
+  train.train_and_evaluate(config, tmp_path / "eight")
+  one = _final_params(tmp_path / "one", config)
+  eight = _final_params(tmp_path / "eight", config)
+  for net in one:  # parameters and batch statistics agree to float32 reduction-order noise
+    for a, b in zip(jax.tree.leaves((one[net].params, one[net].batch_stats)),
+                    jax.tree.leaves((eight[net].params, eight[net].batch_stats))):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(one[net].opt_state), jax.tree.leaves(eight[net].opt_state)):
+      np.testing.assert_allclose(a, b, rtol=1e-3)  # RMSProp's squared-gradient averages, ~1e9 here
+
+
+def test_resumed_run_is_bit_identical(tmp_path):
+  config = _tiny(num_train_steps=4)
+  train.train_and_evaluate(config, tmp_path / "straight")
+  train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path / "resumed")  # "interrupted" at step 2
+  results = train.train_and_evaluate(config, tmp_path / "resumed")
+  assert results["step"] == 4
+  straight, resumed = _final_params(tmp_path / "straight", config), _final_params(tmp_path / "resumed", config)
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+  assert steps[:2] == [1, 2] and max(steps) == 4
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path)
+  config = _tiny(num_train_steps=4)
+  with config.unlocked():
+    config.loss.lam = float("nan")
+  with pytest.raises(train.NonFiniteLossError, match="non-finite values at step 3"):
+    train.train_and_evaluate(config, tmp_path)
+  manager = train.checkpoint_manager(tmp_path, config)
+  assert manager.all_steps() == [2]
+  manager.close()
+  params = _final_params(tmp_path, config)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params) if np.issubdtype(x.dtype, np.floating))
+
+
+def test_main_end_to_end_writes_checkpoint_metrics_and_results(tmp_path):
+  workdir = tmp_path / "run"
+  out = subprocess.run([sys.executable, "-m", "lle.main", "--config=configs/itmn.py:tiny",
+                        f"--workdir={workdir}", "--config.wandb.enabled=True"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records if "train/g_loss" in r] == [1, 2, 3, 4]
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["step"] == 4 and results["dataset"]["name"] == "lle_demo"
+  assert set(results["model"]) == {"psnr", "ssim", "mpsnr"}
+  assert set(results["baselines"]) == {"identity", "inverse_reinhard"}
+  assert results["num_devices"] == 8 and results["seed"] == 0 and "commit" in results["code"]
+  assert json.loads((workdir / "config.json").read_text())["method"] == "itmn"
+  assert list((workdir / "images").glob("step_00000004_*.png"))
+  assert (workdir / "wandb").is_dir()  # an offline W&B run
