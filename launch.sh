@@ -6,6 +6,9 @@
 #   ./launch.sh eval ARGS...     python -m lle.main --mode=eval ARGS
 #   ./launch.sh summary ARGS...  python -m lle.main --mode=summary ARGS
 #   ./launch.sh test [ARGS...]   pytest (ARGS go to pytest, e.g. -m "not slow")
+#   ./launch.sh sweep FILE.yaml --workdir=DIR [--config...=...]   a W&B sweep file, run locally (no server)
+#   ./launch.sh agent SWEEP_ID   a W&B agent for a sweep made by `wandb sweep FILE.yaml` (needs a W&B server)
+#   ./launch.sh report DIR --out=OUT   the papers' tables from run folders
 #   ./launch.sh bench [ARGS...]  the training benchmark table
 #   ./launch.sh python ARGS...   the venv's python
 #
@@ -33,7 +36,10 @@ case "$cmd" in
   eval) exec "$venv/bin/python" -m lle.main --mode=eval "$@" ;;
   summary) exec "$venv/bin/python" -m lle.main --mode=summary "$@" ;;
   test) exec "$venv/bin/python" -m pytest "$@" ;;
+  sweep) exec "$venv/bin/python" -m lle.sweep "$@" ;;
+  agent) exec "$venv/bin/wandb" agent "$@" ;;
+  report) exec "$venv/bin/python" -m lle.report "$@" ;;
   bench) exec "$venv/bin/python" benchmarks/bench_train.py "$@" ;;
   python) exec "$venv/bin/python" "$@" ;;
-  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,272 @@
+"""Tables from run folders: `python -m lle.report RUNS_DIR --out=OUT [--tables=a,b] [--spec=FILE]
+[--reference=FILE]`.
+
+Reads every `results.json` under RUNS_DIR (written by the trainer, shape documented in
+`lle/evaluate.py`), assigns each run to a table column by conditions on its config, and writes per table
+`OUT/<table>.md`, `.tex`, `.csv` and a `.png` figure (a heatmap over two config keys, or bars with error
+bars). Cells are mean +- sample standard deviation over the runs in the cell (seeds), with their count;
+a column without runs is shown as `missing`, never as a number. Published values from a reference file
+are shown in separate rows labelled `paper`.
+
+A table spec (built in below, or JSON via --spec) is:
+  {"title": str, "where": {key: cond},             # which runs the table considers
+   "columns": [{"label": str, "where": {key: cond}}, ...],
+   "metrics": [str, ...],                           # rows, from results["model"]
+   "figure": {"kind": "heatmap", "x": key, "y": key, "metric": str} | {"kind": "bars"}}
+with `key` a dotted config path and `cond` a value (equal, floats to 1e-9 relative) or {"ne": value}.
+"""
+import csv
+import io
+import json
+import math
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+TABLES = {
+    "itmn_table2": {
+        "title": "iTMN Table 2: alpha / lambda (Ning et al. 2018, sec. 4.2)",
+        "where": {"method": "itmn", "loss.adversarial": True},
+        "columns": [{"label": f"{a}/{l}", "where": {"loss.alpha": float(a), "loss.lam": float(l)}}
+                    for a, l in (("1e3", "1e4"), ("1e5", "1e4"), ("1e7", "1e4"), ("1e5", "1e2"), ("1e5", "1e6"))],
+        "metrics": ["mpsnr", "ssim", "psnr"],
+        "figure": {"kind": "heatmap", "x": "loss.lam", "y": "loss.alpha", "metric": "mpsnr"},
+    },
+    "itmn_table1": {
+        "title": "iTMN Table 1: ablations (Ning et al. 2018, sec. 4.1)",
+        "where": {"method": "itmn"},
+        "columns": [
+            {"label": "iTMN", "where": {"loss.adversarial": True, "loss.alpha": {"ne": 0.0}}},
+            {"label": "NoDMSE", "where": {"loss.adversarial": True, "loss.alpha": 0.0}},
+            {"label": "NoAdvReg", "where": {"loss.adversarial": False, "loss.alpha": {"ne": 0.0}}},
+        ],
+        "metrics": ["mpsnr", "ssim", "psnr"],
+        "figure": {"kind": "bars"},
+    },
+    "neid_table2": {
+        "title": "NEID Table 2: ablations (Jiang et al. 2021, sec. 3.4)",
+        "where": {"method": "neid"},
+        "columns": [
+            {"label": "U-net", "where": {"model.upsample": False}},
+            {"label": "LE", "where": {"model.upsample": True, "model.detail_refinement": False}},
+            {"label": "LE + DR", "where": {"model.detail_refinement": True, "model.feature_fusing": False}},
+            {"label": "LE + DR + FF", "where": {"model.detail_refinement": True, "model.feature_fusing": True}},
+        ],
+        "metrics": ["psnr", "ssim"],
+        "figure": {"kind": "bars"},
+    },
+}
+
+MISSING = "missing"
+
+
+def get_path(tree: dict, path: str):
+  for part in path.split("."):
+    if not isinstance(tree, dict) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree
+
+
+def _equal(value, target) -> bool:
+  if isinstance(target, bool) or isinstance(value, bool):
+    return isinstance(value, bool) and isinstance(target, bool) and value == target
+  if isinstance(target, (int, float)) and isinstance(value, (int, float)):
+    return math.isclose(value, target, rel_tol=1e-9, abs_tol=0.0)
+  return value == target
+
+
+def matches(config: dict, where: dict) -> bool:
+  for key, cond in where.items():
+    value = get_path(config, key)
+    if isinstance(cond, dict) and "ne" in cond:
+      if value is None or _equal(value, cond["ne"]):
+        return False
+    elif value is None or not _equal(value, cond):
+      return False
+  return True
+
+
+def load_runs(root: str) -> list[dict]:
+  """Every results.json under `root`, as {"dir", "config", "model", ...}."""
+  runs = []
+  for dirpath, _, files in sorted(os.walk(root)):
+    if "results.json" in files:
+      with open(os.path.join(dirpath, "results.json")) as f:
+        results = json.load(f)
+      runs.append({"dir": dirpath, **results})
+  return runs
+
+
+def cell_stats(values: list[float]) -> dict:
+  if not values:
+    return {"n": 0, "mean": None, "std": None}
+  arr = np.asarray(values, dtype=np.float64)
+  return {"n": len(values), "mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+
+
+def build_table(spec: dict, runs: list[dict]) -> dict:
+  """{"columns": [label], "metrics": [m], "cells": {label: {metric: stats}}, "runs": {label: [dirs]}}"""
+  considered = [r for r in runs if matches(r["config"], spec.get("where", {}))]
+  cells, members = {}, {}
+  for column in spec["columns"]:
+    chosen = [r for r in considered if matches(r["config"], column["where"])]
+    members[column["label"]] = [r["dir"] for r in chosen]
+    cells[column["label"]] = {m: cell_stats([r["model"][m] for r in chosen if m in r.get("model", {})])
+                              for m in spec["metrics"]}
+  return {"title": spec["title"], "columns": [c["label"] for c in spec["columns"]], "metrics": spec["metrics"],
+          "cells": cells, "runs": members, "considered": considered}
+
+
+def _fmt(stats: dict, digits: int = 4) -> str:
+  if stats["n"] == 0:
+    return MISSING
+  if stats["n"] == 1:
+    return f"{stats['mean']:.{digits}g} (n=1)"
+  return f"{stats['mean']:.{digits}g} ± {stats['std']:.2g} (n={stats['n']})"
+
+
+def rows(table: dict, reference: dict | None) -> list[list[str]]:
+  out = [["metric"] + table["columns"]]
+  for m in table["metrics"]:
+    out.append([m] + [_fmt(table["cells"][c][m]) for c in table["columns"]])
+  if reference:
+    ref_metrics = sorted({m for col in reference.values() for m in col})
+    for m in ref_metrics:
+      out.append([f"paper: {m}"] + [str(reference.get(c, {}).get(m, "—")) for c in table["columns"]])
+  return out
+
+
+def to_markdown(table: dict, reference: dict | None) -> str:
+  body = rows(table, reference)
+  lines = [f"**{table['title']}** (mean ± std over runs; ours unless labelled paper)", "",
+           "| " + " | ".join(body[0]) + " |", "|" + "---|" * len(body[0])]
+  lines += ["| " + " | ".join(r) + " |" for r in body[1:]]
+  return "\n".join(lines) + "\n"
+
+
+def to_latex(table: dict, reference: dict | None) -> str:
+  body = rows(table, reference)
+  esc = lambda s: s.replace("±", r"$\pm$").replace("_", r"\_").replace("%", r"\%")
+  lines = [r"\begin{tabular}{l" + "c" * (len(body[0]) - 1) + "}", r"\toprule",
+           " & ".join(esc(c) for c in body[0]) + r" \\", r"\midrule"]
+  lines += [" & ".join(esc(c) for c in r) + r" \\" for r in body[1:]]
+  lines += [r"\bottomrule", r"\end{tabular}", f"% {table['title']}"]
+  return "\n".join(lines) + "\n"
+
+
+def to_csv(table: dict, reference: dict | None) -> str:
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(["column", "metric", "mean", "std", "n", "source"])
+  for c in table["columns"]:
+    for m in table["metrics"]:
+      s = table["cells"][c][m]
+      writer.writerow([c, m, "" if s["mean"] is None else s["mean"], "" if s["std"] is None else s["std"],
+                       s["n"], "ours"])
+    for m, v in (reference or {}).get(c, {}).items():
+      writer.writerow([c, m, v, "", "", "paper"])
+  return buf.getvalue()
+
+
+def figure(table: dict, spec: dict, path: str):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig_spec = spec.get("figure", {"kind": "bars"})
+  if fig_spec["kind"] == "heatmap":
+    x_key, y_key, metric = fig_spec["x"], fig_spec["y"], fig_spec["metric"]
+    runs = table["considered"]
+    xs = sorted({get_path(r["config"], x_key) for r in runs} | {c["where"][x_key] for c in spec["columns"]})
+    ys = sorted({get_path(r["config"], y_key) for r in runs} | {c["where"][y_key] for c in spec["columns"]})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, y in enumerate(ys):
+      for j, x in enumerate(xs):
+        vals = [r["model"][metric] for r in runs if _equal(get_path(r["config"], x_key), x)
+                and _equal(get_path(r["config"], y_key), y) and metric in r["model"]]
+        if vals:
+          grid[i, j] = np.mean(vals)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(xs), 1.2 + 0.9 * len(ys)))
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis")
+    ax.set_facecolor("0.85")
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+    ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    for i in range(len(ys)):
+      for j in range(len(xs)):
+        ax.text(j, i, MISSING if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}", ha="center", va="center",
+                color="black" if np.isnan(grid[i, j]) else "white", fontsize=8)
+    fig.colorbar(im, ax=ax, label=metric)
+  else:
+    metrics = table["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+      cols = table["columns"]
+      means = [table["cells"][c][m]["mean"] for c in cols]
+      stds = [table["cells"][c][m]["std"] or 0.0 for c in cols]
+      ax.bar(range(len(cols)), [v if v is not None else 0.0 for v in means], yerr=stds, capsize=4,
+             color=["C0" if v is not None else "white" for v in means], edgecolor="C0")
+      for k, v in enumerate(means):
+        if v is None:
+          ax.text(k, 0, MISSING, ha="center", va="bottom", rotation=90, fontsize=8)
+      ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+      ax.set_title(m)
+      finite = [v for v in means if v is not None]
+      if finite:
+        lo, hi = min(finite), max(finite)
+        pad = max(hi - lo, 1e-3 * max(abs(hi), 1e-9))
+        ax.set_ylim(lo - 2 * pad, hi + pad)
+  fig.suptitle(table["title"], fontsize=9)
+  fig.savefig(path, dpi=120, bbox_inches="tight")
+  plt.close(fig)
+
+
+def write_table(name: str, spec: dict, runs: list[dict], out_dir: str, reference: dict | None) -> str:
+  table = build_table(spec, runs)
+  os.makedirs(out_dir, exist_ok=True)
+  markdown = to_markdown(table, reference)
+  for ext, text in (("md", markdown), ("tex", to_latex(table, reference)), ("csv", to_csv(table, reference))):
+    with open(os.path.join(out_dir, f"{name}.{ext}"), "w") as f:
+      f.write(text)
+  figure(table, spec, os.path.join(out_dir, f"{name}.png"))
+  return markdown
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", None, "Output folder.", required=True)
+flags.DEFINE_list("tables", None, "Tables to build (default: every built-in table with at least one run).")
+flags.DEFINE_string("spec", None, "JSON file of extra table specs {name: spec}.")
+flags.DEFINE_string("reference", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                              "sweeps", "paper_values.json"),
+                    "JSON {table: {column: {metric: value}}} of published values ('' for none).")
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("usage: python -m lle.report RUNS_DIR --out=OUT")
+  runs = load_runs(argv[1])
+  if not runs:
+    print(f"error: no results.json under {argv[1]}", file=sys.stderr)
+    sys.exit(1)
+  specs = dict(TABLES)
+  if FLAGS.spec:
+    with open(FLAGS.spec) as f:
+      specs.update(json.load(f))
+  reference = {}
+  if FLAGS.reference and os.path.exists(FLAGS.reference):
+    with open(FLAGS.reference) as f:
+      reference = json.load(f)
+  names = FLAGS.tables or [n for n, s in specs.items() if any(matches(r["config"], s.get("where", {})) for r in runs)]
+  for name in names:
+    if name not in specs:
+      raise app.UsageError(f"unknown table {name!r}; known: {sorted(specs)}")
+    print(write_table(name, specs[name], runs, FLAGS.out, {k: v for k, v in reference.get(name, {}).items()
+                                                           if not k.startswith("_")} or None))
+  print(f"wrote {', '.join(names)} (.md .tex .csv .png) to {FLAGS.out}")
+
+
+if __name__ == "__main__":
+  app.run(main)
