@@ -21,9 +21,11 @@ def get_config(arg=None):
   c.eval_every_steps = 5_000  # not in the paper
   c.checkpoint_every_steps = 5_000  # not in the paper
 
-  # The paper's data (2660 private 10-bit BT.2020 HDR images, 512x512) is not public. The default is the
-  # embedded demo (LDR by Reinhard's global operator from synthetic HDR scenes, lle/data/demo).
-  c.data.name = "lle_demo/itmn"
+  # The paper's data (2660 private 10-bit BT.2020 HDR images, 512x512) is not public: the `hdr` builder
+  # packages any folder of HDR images the same way (resized to 512x512, Reinhard-global LDR inputs):
+  #   python -m lle.data.build hdr/reinhard --manual_dir=DIR
+  # The `demo` variant uses the embedded demo data instead (lle/data/demo).
+  c.data.name = "hdr/reinhard"
   c.data.input_feature = "ldr"
   c.data.target_feature = "hdr"
   c.data.target_encoding = "pq"  # cd/m^2 -> SMPTE ST 2084 code in [0, 1]: 10-bit HDR coding (sec. 4)
@@ -84,6 +86,7 @@ def _noadvreg(c):
 
 def _demo(c):
   """A few minutes on a 2-core CPU: 128x128 crops of the embedded photos, narrow networks."""
+  c.data.name = "lle_demo/itmn"
   c.num_train_steps = 500
   c.batch_size = 8
   c.eval_every_steps = 250
@@ -102,6 +105,7 @@ def _demo(c):
 
 
 def _tiny(c):
+  c.data.name = "lle_demo/itmn"
   c.num_train_steps = 4
   c.batch_size = 8
   c.eval_every_steps = 4

@@ -80,3 +80,20 @@ def pq_decode(code):
   """PQ code value in [0, 1] -> absolute luminance in cd/m^2 (SMPTE ST 2084 EOTF)."""
   e = jnp.clip(jnp.asarray(code), 0.0, 1.0) ** (1.0 / _PQ_M2)
   return PQ_PEAK_NITS * (jnp.maximum(e - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * e)) ** (1.0 / _PQ_M1)
+
+
+def rgb_to_hsv(rgb, *, eps=1e-8):
+  """RGB in [0, 1] -> HSV, [..., 3] -> [..., 3], each channel in [0, 1] (hue in turns, as matplotlib and
+  scikit-image give it). Hue is undefined where max == min (grey) and saturation where max == 0
+  (black): both are 0 there, and so are their gradients (no NaN from the divisions)."""
+  rgb = jnp.asarray(rgb)
+  r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+  v = jnp.max(rgb, axis=-1)
+  delta = v - jnp.min(rgb, axis=-1)
+  chromatic = delta > eps
+  safe_delta = jnp.where(chromatic, delta, 1.0)
+  h = jnp.where(v == r, (g - b) / safe_delta,
+                jnp.where(v == g, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta))
+  h = jnp.where(chromatic, jnp.mod(h / 6.0, 1.0), 0.0)
+  s = jnp.where(v > eps, delta / jnp.where(v > eps, v, 1.0), 0.0)
+  return jnp.stack([h, s, v], axis=-1)

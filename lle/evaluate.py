@@ -19,27 +19,38 @@ import lle
 from lle import color, metrics
 
 
-def _decode_linear(x, data_config, reference_nits):
-  """Model-space values -> linear HDR relative to `reference_nits` (for mPSNR)."""
+def _decode_linear(x, data_config, reference_nits, *, absolute=False):
+  """Model-space values -> linear HDR: cd/m^2 if `absolute`, else relative to `reference_nits`."""
   if data_config.target_encoding == "pq":
-    return color.pq_decode(x) / reference_nits
-  return color.srgb_to_linear(x)
+    nits = color.pq_decode(x)
+    return nits if absolute else nits / reference_nits
+  linear = color.srgb_to_linear(x)
+  return linear * reference_nits if absolute else linear
 
 
 def metric_fns(config) -> dict:
-  """name -> fn(pred, target) -> [N] for every name in config.eval.metrics (images in model space)."""
-  decode = functools.partial(_decode_linear, data_config=config.data,
-                             reference_nits=config.eval.mpsnr_reference_nits)
-  table = {
-      "psnr": lambda p, t: metrics.psnr(p, t),
-      "ssim": lambda p, t: metrics.ssim(p, t),
-      "mse": lambda p, t: metrics.mse(p, t),
-      "mpsnr": lambda p, t: metrics.mpsnr(decode(p), decode(t)),
-  }
-  unknown = [m for m in config.eval.metrics if m not in table]
+  """name -> jitted fn(pred, target) -> {column: [N]} for every name in config.eval.metrics.
+
+  Any metric of `lle.metrics.METRICS` can be named. Images are in model space ([0, 1]); metrics on
+  linear HDR see decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0),
+  except PU21 metrics, which need absolute cd/m^2.
+  """
+  unknown = [m for m in config.eval.metrics if m not in metrics.METRICS]
   if unknown:
-    raise ValueError(f"config.eval.metrics has unknown {unknown}; known: {sorted(table)}")
-  return {m: jax.jit(table[m]) for m in config.eval.metrics}
+    raise ValueError(f"config.eval.metrics has unknown {unknown}; known: {sorted(metrics.METRICS)}")
+  fns = {}
+  for name in config.eval.metrics:
+    metric = metrics.METRICS[name]
+    decode = functools.partial(_decode_linear, data_config=config.data,
+                               reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_"))
+
+    def fn(pred, target, metric=metric, decode=decode):
+      pred = decode(pred) if metric.hdr_pred else pred
+      target = decode(target) if metric.hdr_target else target
+      return metric(pred, target if metric.needs_target else None, data_range=1.0)
+
+    fns[name] = jax.jit(fn)
+  return fns
 
 
 def pad_to_multiple(images, multiple: int):
@@ -65,15 +76,22 @@ def evaluate(method, state, examples, config, *, predict=None):
   for i, ex in enumerate(examples):
     x = jnp.asarray(ex["input"][None])
     target = jnp.asarray(ex["target"][None])
-    h, w = x.shape[1:3]
+    h, w = target.shape[1:3]  # outputs are cropped to the target: padding, or a larger (2x) output
     for name, fn in systems.items():
       xin = pad_to_multiple(x, method.size_multiple) if name == "model" else x
-      out = jnp.clip(fn(xin)[:, :h, :w], 0.0, 1.0)
-      per_image[name][ex["name"]] = {m: float(f(out, target)[0]) for m, f in fns.items()}
+      out = fn(xin)
+      if out.shape[1] < h or out.shape[2] < w:
+        raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {ex['name']!r} is smaller "
+                         f"than its target {h}x{w}")
+      out = jnp.clip(out[:, :h, :w], 0.0, 1.0)
+      per_image[name][ex["name"]] = {col: float(v[0]) for f in fns.values() for col, v in f(out, target).items()}
       if name == "model" and i < config.eval.num_images_to_save:
-        grids[ex["name"]] = np.concatenate([ex["input"], np.asarray(out[0]), ex["target"]], axis=1)
-  means = {name: {m: float(np.mean([s[m] for s in scores.values()])) for m in fns}
-           for name, scores in per_image.items()}
+        shown = ex["input"]
+        if shown.shape != ex["target"].shape:  # e.g. a low-resolution input: show it at the target's size
+          shown = np.asarray(jax.image.resize(shown, ex["target"].shape, "nearest"))
+        grids[ex["name"]] = np.concatenate([shown, np.asarray(out[0]), ex["target"]], axis=1)
+  means = {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
+           for name, scores in per_image.items() if scores}
   return means, per_image, grids
 
 

@@ -39,3 +39,41 @@ def itmn_regularizer(real_logits, fake_logits):
   """
   real_term = 0.0 if real_logits is None else jnp.mean(jax.nn.log_sigmoid(-real_logits))
   return real_term + jnp.mean(jax.nn.log_sigmoid(fake_logits))
+
+
+def weighted_l1(pred, target, *, channel_weights):
+  """Mean over every element of |pred - target| * w_c, the channel weight w broadcast over the last axis
+  (Wang et al. 2018, GLADNet, eq. 1 with per-channel weights)."""
+  w = jnp.asarray(channel_weights, dtype=pred.dtype)
+  return jnp.mean(jnp.abs(pred - target) * w)
+
+
+def huber(pred, target, *, delta: float = 1.0):
+  """Huber 1964 on the residual a = target - pred, per element, averaged (Jiang et al. 2021, eq. 1-2):
+  a^2 / 2 where |a| <= delta, else delta (|a| - delta / 2)."""
+  a = jnp.abs(target - pred)
+  quadratic = jnp.minimum(a, delta)
+  return jnp.mean(0.5 * quadratic**2 + delta * (a - quadratic))
+
+
+def cosine_similarity(a, b, *, eps: float = 1e-12):
+  """Cosine similarity of each image's values taken as one vector, [N, ...] -> [N]. Two all-zero vectors
+  (e.g. the hue of two grey images) count as identical (similarity 1); the norms are smoothed by eps so
+  the gradient at zero is finite."""
+  a = a.reshape(a.shape[0], -1)
+  b = b.reshape(b.shape[0], -1)
+  dot = jnp.sum(a * b, axis=1)
+  norm = jnp.sqrt(jnp.sum(a * a, axis=1) + eps) * jnp.sqrt(jnp.sum(b * b, axis=1) + eps)
+  return (dot + eps) / norm
+
+
+def hsv_color_loss(pred, target):
+  """Jiang et al. 2021 eq. 4-6: (1 - cos(H_p, H_gt)) + (1 - cos(S_p, S_gt)), cosine similarity of each
+  image's hue channel and of its saturation channel (in HSV), averaged over the batch. Hue is taken as a
+  plain number in [0, 1) as the equations state (not as an angle)."""
+  from lle import color
+  p = color.rgb_to_hsv(jnp.clip(pred, 0.0, 1.0))
+  t = color.rgb_to_hsv(jnp.clip(target, 0.0, 1.0))
+  loss_h = 1.0 - cosine_similarity(p[..., 0], t[..., 0])
+  loss_s = 1.0 - cosine_similarity(p[..., 1], t[..., 1])
+  return jnp.mean(loss_h + loss_s)

@@ -60,3 +60,10 @@ def test_train_batches_are_a_function_of_seed_and_step():
   with config.unlocked():
     config.seed = 1
   assert not np.array_equal(pipeline.train_dataset(config)[0]["input"], a[0]["input"])
+
+
+def test_paper_config_needs_its_data_built_and_says_how():
+  import pytest
+  config = load_config("configs/itmn.py")
+  with pytest.raises(FileNotFoundError, match=r"'hdr/reinhard' is not built.*python -m lle.data.build hdr/reinhard"):
+    pipeline.load_source(config.data, "train")

@@ -88,3 +88,21 @@ def test_main_end_to_end_writes_checkpoint_metrics_and_results(tmp_path):
   assert json.loads((workdir / "config.json").read_text())["method"] == "itmn"
   assert list((workdir / "images").glob("step_00000004_*.png"))
   assert (workdir / "wandb").is_dir()  # an offline W&B run
+
+
+def test_evaluation_computes_any_registry_metric_by_name():
+  from lle import evaluate
+  config = _tiny()
+  with config.unlocked():
+    config.eval.metrics = ("psnr", "psnr_y", "mpsnr", "pu_psnr", "fsitm")
+  rng = np.random.default_rng(0)
+  pred, target = rng.random((1, 48, 48, 3), np.float32) * 0.7, rng.random((1, 48, 48, 3), np.float32) * 0.7
+  scores = {col: float(v[0]) for f in evaluate.metric_fns(config).values() for col, v in f(pred, target).items()}
+  assert set(scores) == {"psnr", "psnr_y", "mpsnr", "pu_psnr", "fsitm_r", "fsitm_g", "fsitm_b", "fsitm"}
+  assert all(np.isfinite(v) for v in scores.values())
+  same = {col: float(v[0]) for f in evaluate.metric_fns(config).values() for col, v in f(target, target).items()}
+  assert same["psnr"] == np.inf and same["fsitm"] > scores["fsitm"]
+  with config.unlocked():
+    config.eval.metrics = ("psnr", "nope")
+  with pytest.raises(ValueError, match="unknown \\['nope'\\]"):
+    evaluate.metric_fns(config)

@@ -19,7 +19,8 @@ _SELF_CONTAINED = ("lle_demo",)
 
 
 def _register_builders():
-  import lle.data.demo  # noqa: F401  (registers `lle_demo` with TFDS)
+  from lle.data import build
+  build.register()  # the demo, lol, mit_fivek and hdr builders
 
 
 def data_dir(data_config) -> str | None:
@@ -75,26 +76,86 @@ def make_pair(example, data_config) -> dict[str, np.ndarray]:
   return {"input": to_float(inp), "target": encode_target(tgt, data_config.target_encoding)}
 
 
+def random_window(example, data_config, rng: np.random.Generator, size: int):
+  """Crops input and target features to the same random `size` window *before* any conversion (the
+  per-pixel work then scales with the crop, not the photo)."""
+  inp = example[data_config.input_feature]
+  h, w = inp.shape[:2]
+  if h < size or w < size:
+    raise ValueError(f"example {example.get('name')!r} of size {h}x{w} is smaller than "
+                     f"config.data.crop_size={size}")
+  top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+  window = dict(example)
+  for key in (data_config.input_feature, data_config.target_feature):
+    window[key] = example[key][top:top + size, left:left + size]
+  return window
+
+
 class RandomCropFlip(grain.transforms.RandomMap):
-  """Same random crop (and optional horizontal flip) on input and target."""
+  """Same random crop (and optional horizontal flip) on input and target. With crop_size 100 and no
+  flips it is the DPED / IQE recipe (random 100x100 patch pairs, Ignatov et al. 2017 sec. 4)."""
 
   def __init__(self, data_config):
     self.config = data_config
 
   def random_map(self, example, rng: np.random.Generator):
-    pair = make_pair(example, self.config)
-    size = self.config.crop_size
-    h, w = pair["input"].shape[:2]
-    if h < size or w < size:
-      raise ValueError(f"example {example.get('name')!r} of size {h}x{w} is smaller than "
-                       f"config.data.crop_size={size}")
-    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    pair = make_pair(random_window(example, self.config, rng, self.config.crop_size), self.config)
     flip = self.config.random_flip and rng.random() < 0.5
-    out = {}
-    for key, image in pair.items():
-      image = image[top:top + size, left:left + size]
-      out[key] = np.ascontiguousarray(image[:, ::-1] if flip else image)
+    return {k: np.ascontiguousarray(v[:, ::-1] if flip else v) for k, v in pair.items()}
+
+
+def dihedral(image: np.ndarray, mode: int) -> np.ndarray:
+  """One of the 8 flips/rotations of the square: rot90 by mode // 2 quarter turns, then a vertical flip
+  if mode is odd (the official GLADNet `data_augmentation` modes 0-7; the same set as NEID's "vertical
+  flips and rotations by multiples of 90 degrees")."""
+  image = np.rot90(image, mode // 2)
+  return np.ascontiguousarray(image[::-1] if mode % 2 else image)
+
+
+def bicubic_downsample(image: np.ndarray, scale: int) -> np.ndarray:
+  """[H, W, C] float -> [ceil(H / scale), ceil(W / scale), C]: MATLAB's `imresize(x, 1 / scale)` (bicubic
+  with antialiasing, the degradation super-resolution work uses), clipped to [0, 1]."""
+  if scale == 1:
+    return image
+  from lle.metrics._imresize import resize_matrix
+  h, w = image.shape[:2]
+  rows = resize_matrix(h, -(-h // scale), 1.0 / scale)
+  cols = resize_matrix(w, -(-w // scale), 1.0 / scale)
+  out = np.einsum("oh,hwc->owc", rows, image.astype(np.float64))
+  out = np.einsum("pw,owc->opc", cols, out)
+  return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+class RandomPatchPair(grain.transforms.RandomMap):
+  """The paired-patch recipes of the low-light papers (`config.data.recipe`):
+    'gladnet': a random `crop_size` patch at the same place in input and target, with the same one of
+      the 8 flips/rotations (`dihedral`) applied to both (Wang et al. 2018 sec. III-B / official code).
+    'neid': the same, then the input patch is bicubic-downsampled by `input_scale` (Jiang et al. 2021
+      sec. 3.2: 256x256 crops, vertical flips and 90-degree rotations, 128x128 model input); the
+      target keeps the crop size, and `input_hr` keeps the full-size input patch.
+  """
+
+  def __init__(self, data_config):
+    self.config = data_config
+
+  def random_map(self, example, rng: np.random.Generator):
+    pair = make_pair(random_window(example, self.config, rng, self.config.crop_size), self.config)
+    mode = int(rng.integers(0, 8))
+    out = {k: dihedral(v, mode) for k, v in pair.items()}
+    if self.config.recipe == "neid":
+      out["input_hr"] = out["input"]
+      out["input"] = bicubic_downsample(out["input"], self.config.input_scale)
     return out
+
+
+RECIPES = ("crop_flip", "gladnet", "neid", "montulet")
+
+
+def _recipe(data_config) -> str:
+  recipe = data_config.get("recipe", "crop_flip")
+  if recipe not in RECIPES:
+    raise ValueError(f"unknown config.data.recipe {recipe!r}; expected one of {RECIPES}")
+  return recipe
 
 
 def train_dataset(config) -> grain.MapDataset:
@@ -104,8 +165,18 @@ def train_dataset(config) -> grain.MapDataset:
   num_hosts = jax.process_count()
   if config.batch_size % num_hosts:
     raise ValueError(f"config.batch_size={config.batch_size} must divide by the {num_hosts} processes")
-  ds = grain.MapDataset.source(source).seed(config.seed).shuffle().repeat(None)
-  ds = ds.random_map(RandomCropFlip(data_config))
+  recipe = _recipe(data_config)
+  if recipe == "montulet":  # `patches_per_image` draws per stored pair (Montulet & Briassouli sec. 3)
+    k = data_config.patches_per_image
+    ds = grain.MapDataset.range(len(source) * k).map(lambda i: source[int(i) // k])
+  else:
+    ds = grain.MapDataset.source(source)
+  ds = ds.seed(config.seed).shuffle().repeat(None)
+  if recipe == "montulet":
+    from lle.data.montulet import MontuletPatch
+    ds = ds.random_map(MontuletPatch(data_config, make_pair))
+  else:
+    ds = ds.random_map(RandomCropFlip(data_config) if recipe == "crop_flip" else RandomPatchPair(data_config))
   ds = ds.batch(config.batch_size, drop_remainder=True)
   # Every host builds the same global batches and keeps its own rows: hosts stay in lock-step and the
   # global batch does not depend on the number of hosts.
@@ -132,6 +203,8 @@ def eval_examples(config) -> list[dict]:
   for i in range(n):
     example = source[i]
     pair = make_pair(example, data_config)
+    if _recipe(data_config) == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
+      pair["input"] = bicubic_downsample(pair["input"], data_config.input_scale)
     name = example.get("name", str(i))
     pair["name"] = name.decode() if isinstance(name, bytes) else str(name)
     out.append(pair)

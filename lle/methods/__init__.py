@@ -10,7 +10,7 @@ from typing import Any, Callable
 import jax
 from flax.training import train_state
 
-NAMES = ("itmn",)
+NAMES = ("itmn", "gladnet", "neid")
 
 
 class NetState(train_state.TrainState):

@@ -11,8 +11,19 @@ Config `itmn` (inverse tone mapping, Ning et al. 2018 sec. 4):
   The pipelines encode `hdr` into [0, 1] with SMPTE ST 2084 (PQ), the 10-bit HDR10/BT.2100 coding the
   paper's 10-bit data uses (see `lle.color.pq_encode`); primaries stay BT.709.
 
-Splits: `train` holds `TRAIN_VARIANTS` differently lit scenes per training photo; `test` holds one scene
-per held-out photo (`TEST_PHOTOS`), photos never seen in training. Photos are downscaled so that the
+Config `lowlight` (low-light enhancement: GLADNet, NEID):
+  * `high`: the photo itself (uint8 sRGB), the well-exposed target.
+  * `low`: the same scene captured with less light, simulated on linear values: the photo is sRGB-decoded
+    (IEC 61966-2-1), multiplied by an exposure factor drawn log-uniformly from `EXPOSURE_RANGE`
+    ([1/20, 1/3], i.e. 1.6 to 4.3 stops under), then passes a Poisson-Gaussian sensor: photon shot
+    noise with `PHOTONS_AT_WHITE` photo-electrons for a linear value of 1 (Poisson, per pixel and
+    channel) plus Gaussian read noise of standard deviation `READ_NOISE` (in units of white), is
+    clipped to [0, 1], sRGB-encoded again and quantised to 8 bits. The noise is signal-dependent as in
+    a real raw capture (Foi et al. 2008's Poisson-Gaussian model), and quantisation after the dark
+    exposure loses the shadow levels a real 8-bit dark photo loses.
+
+Splits (both configs): `train` holds `TRAIN_VARIANTS` differently lit (or exposed) versions of each
+training photo; `test` holds one per held-out photo (`TEST_PHOTOS`), photos never seen in training. Photos are downscaled so that the
 longer side is at most `MAX_SIDE` pixels, to keep the demo fast on a laptop CPU.
 """
 import hashlib
@@ -29,6 +40,9 @@ HIGHLIGHT_BOOST = 8.0
 DIFFUSE_WHITE_NITS = 200.0
 MIN_NITS = 0.005
 PEAK_NITS = 4000.0
+EXPOSURE_RANGE = (1.0 / 20.0, 1.0 / 3.0)  # lowlight: exposure factor, drawn log-uniformly
+PHOTONS_AT_WHITE = 1000.0  # lowlight: photo-electrons for a linear value of 1 at the original exposure
+READ_NOISE = 0.002  # lowlight: Gaussian read noise, standard deviation in units of white (2 e-)
 
 # name -> loader; all ship inside the scikit-image and matplotlib wheels (no network).
 PHOTOS = (
@@ -98,24 +112,45 @@ def tone_map_reinhard_8bit(hdr: np.ndarray) -> np.ndarray:
   return np.round(np.asarray(color.linear_to_srgb(display)) * 255.0).astype(np.uint8)
 
 
+def darken(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """uint8 sRGB photo -> simulated low-light capture, uint8 [H, W, 3]; see the module docstring."""
+  linear = np.asarray(color.srgb_to_linear(photo.astype(np.float64) / 255.0))
+  low, high = np.log(EXPOSURE_RANGE[0]), np.log(EXPOSURE_RANGE[1])
+  exposure = np.exp(rng.uniform(low, high))
+  electrons = rng.poisson(linear * exposure * PHOTONS_AT_WHITE)
+  signal = electrons / PHOTONS_AT_WHITE + rng.normal(0.0, READ_NOISE, size=linear.shape)
+  return np.round(np.asarray(color.linear_to_srgb(np.clip(signal, 0.0, 1.0))) * 255.0).astype(np.uint8)
+
+
+_RELEASE_NOTES = {
+    "1.0.0": "iTMN pairs: Reinhard-global LDR inputs, synthetic HDR targets.",
+    "1.1.0": "Adds the `lowlight` config: simulated low-light captures (`low`) of the photos (`high`). "
+             "The `itmn` config's examples are unchanged, so that config keeps version 1.0.0 and "
+             "copies built before stay valid.",
+}
+
+
 class LleDemo(tfds.core.GeneratorBasedBuilder):
   """Paired demo data made from photos shipped with scikit-image and matplotlib."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "iTMN pairs: Reinhard-global LDR inputs, synthetic HDR targets."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = _RELEASE_NOTES
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name="itmn", description="LDR (Reinhard global, 8-bit) -> HDR (cd/m^2)."),
+      tfds.core.BuilderConfig(name="itmn", version="1.0.0", release_notes=_RELEASE_NOTES,
+                              description="LDR (Reinhard global, 8-bit) -> HDR (cd/m^2)."),
+      tfds.core.BuilderConfig(name="lowlight", version="1.1.0", release_notes=_RELEASE_NOTES,
+                              description="Low-light (darkened, noisy, 8-bit) -> the photo (8-bit)."),
   ]
 
   def _info(self):
     image = lambda dtype: tfds.features.Tensor(shape=(None, None, 3), dtype=dtype, encoding="zlib")
+    if self.builder_config.name == "lowlight":
+      features = {"low": image(np.uint8), "high": image(np.uint8)}
+    else:
+      features = {"ldr": image(np.uint8), "hdr": image(np.float32)}
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "ldr": image(np.uint8),
-            "hdr": image(np.float32),
-            "name": tfds.features.Text(),
-        }),
+        features=tfds.features.FeaturesDict({**features, "name": tfds.features.Text()}),
         homepage="https://scikit-image.org/docs/stable/api/skimage.data.html",
     )
 
@@ -128,10 +163,15 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(self, photos, variants):
+    lowlight = self.builder_config.name == "lowlight"
     for name in photos:
       photo = _downscale(load_photo(name))
       for variant in range(variants):
-        rng = np.random.default_rng(_seed(name, variant))
-        hdr = synthesize_hdr(photo, rng)
         key = f"{name}_{variant}"
-        yield key, {"ldr": tone_map_reinhard_8bit(hdr), "hdr": hdr, "name": key}
+        if lowlight:
+          rng = np.random.default_rng(_seed(f"lowlight/{name}", variant))
+          yield key, {"low": darken(photo, rng), "high": photo, "name": key}
+        else:
+          rng = np.random.default_rng(_seed(name, variant))
+          hdr = synthesize_hdr(photo, rng)
+          yield key, {"ldr": tone_map_reinhard_8bit(hdr), "hdr": hdr, "name": key}

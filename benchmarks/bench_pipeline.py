@@ -1,0 +1,45 @@
+"""Input-pipeline benchmark: images/s of each training recipe with 0 and 2 worker processes.
+
+  python benchmarks/bench_pipeline.py [--configs=configs/itmn.py:demo,...] [--batches=20]
+
+Compare a row with the matching train step's images/s from benchmarks/bench_train.py: the pipeline must
+outrun the step, or the accelerator starves. Prints a Markdown table.
+"""
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs.")
+flags.DEFINE_list("workers", ["0", "2"], "Worker-process counts to time.")
+flags.DEFINE_integer("batches", 20, "Timed batches after the first.")
+
+
+def bench(spec: str, workers: int, batches: int) -> dict:
+  from lle import config_lib
+  from lle.data import pipeline
+  config = config_lib.load(spec)
+  config.data.worker_count = workers
+  it = pipeline.train_iterator(config, 0)
+  first = next(it)  # start-up: opening the source, spawning workers
+  t0 = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  seconds = time.perf_counter() - t0
+  shape = "x".join(map(str, first["input"].shape[1:]))
+  return {"config": spec, "recipe": config.data.get("recipe", "crop_flip"), "workers": workers,
+          "batch": config.batch_size, "input": shape, "images/s": batches * config.batch_size / seconds}
+
+
+def main(argv):
+  del argv
+  print("| config | recipe | workers | batch | input | images/s |\n|---|---|---|---|---|---|", flush=True)
+  for spec in FLAGS.configs:
+    for workers in map(int, FLAGS.workers):
+      row = bench(spec, workers, FLAGS.batches)
+      print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |",
+            flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

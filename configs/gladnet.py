@@ -1,0 +1,112 @@
+"""GLADNet: Wang et al. 2018, "GLADNet: Low-Light Enhancement Network with Global Awareness" (FG 2018),
+and its official TensorFlow code (github weichen582/GLADNet, `model.py`, `main.py`). Where the two
+disagree the default follows the code (the released model) and the `paper` variant follows the text.
+
+Variants (`--config=configs/gladnet.py:VARIANT[,VARIANT]`):
+  code   (the default) the official code: 6 down / 6 up blocks, channel weights 0.11448, 0.58661, 0.29891
+         applied to R, G, B (the paper's weights in reversed order: a BGR-order artefact of the code)
+  paper  the text: 5 down / 5 up blocks (sec. III-B, 3x3 bottleneck), weights 0.29891, 0.58661, 0.11448
+         on R, G, B (sec. II-C)
+  demo   the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
+  tiny   a minimal model and data for tests
+"""
+import ml_collections
+
+from lle import config_lib
+
+LOL_TRAIN_PAIRS = 485  # LOL v1 our485
+
+
+def get_config(arg=None):
+  c = config_lib.base("gladnet")
+  c.batch_size = 8  # sec. III-B: "each mini-batch contains 8 image pairs"; code: batch_size 8
+  # sec. III-B: 50 epochs; the code runs len(train) // batch_size batches per epoch: 60 on LOL's 485 pairs.
+  c.num_train_steps = 50 * (LOL_TRAIN_PAIRS // c.batch_size)
+  c.eval_every_steps = 600  # not in the paper: every 10 epochs
+  c.checkpoint_every_steps = 600  # not in the paper
+
+  # The paper trains on pairs synthesised from RAISE raws (not public); the official code and the
+  # comparisons in later papers (e.g. NEID Table 1) use LOL v1: train on our485, test on eval15.
+  c.data.name = "lol/v1"
+  c.data.train_split = "train"  # our485
+  c.data.eval_split = "test"  # eval15
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.target_encoding = "none"  # 8-bit sRGB target -> [0, 1]
+  c.data.recipe = "gladnet"  # lle.data.pipeline.RandomPatchPair: same crop + same 8-way flip/rotation
+  c.data.crop_size = 384  # code: patch_size 384
+
+  m = c.model = ml_collections.ConfigDict()
+  m.num_blocks = 6  # code: 6 stride-2 down blocks, 6 resize-conv up blocks (paper sec. III-B: 5)
+  m.global_size = 96  # sec. III-B: W0 = H0 = 96; code: resize_nearest_neighbor(input, (96, 96))
+  m.global_features = 64  # code: every encoder/decoder conv has 64 channels (not in the paper)
+  m.detail_features = (128, 128, 128, 128)  # code: 4 x conv 128 + ReLU before the output conv
+  m.kernel_size = 3  # sec. III-B: "The kernel size of GLADNet is set to 3x3"; code: 3
+  m.output_activation = "relu"  # code: ReLU on the last conv (outputs are clipped only when saved)
+  m.kernel_init = "glorot_uniform"  # code: tf.layers.conv2d's default (Glorot uniform, zero bias)
+
+  l = c.loss = ml_collections.ConfigDict()
+  # eq. 1: L1, each channel weighted; code: reduce_mean(|out - gt| * [0.11448, 0.58661, 0.29891]) on RGB.
+  l.channel_weights = (0.11448, 0.58661, 0.29891)
+
+  o = c.optimizer = ml_collections.ConfigDict()
+  o.name = "adam"  # sec. III-B; code: tf.train.AdamOptimizer
+  o.learning_rate = 1e-3  # sec. III-B: "We start with learning rate of 1e-3"; code: base_lr 0.001
+  o.schedule = "exponential"  # code: tf.train.exponential_decay(.., 100, 0.96), staircase=False
+  o.decay_every = 100  # sec. III-B: "multiply 0.96 after each 100 batch"
+  o.decay_factor = 0.96  # sec. III-B
+  o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8  # code: TF1 AdamOptimizer defaults
+  o.rmsprop_decay = 0.9  # unused by Adam; here so a sweep can set optimizer.name = rmsprop
+  o.boundaries, o.boundary_factors = (), ()  # for schedule = piecewise
+
+  e = c.eval
+  e.metrics = ("psnr", "ssim")  # the metrics NEID Table 1 reports for GLADNet on LOL
+  e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
+
+  return config_lib.apply_variants(c, arg, VARIANTS)
+
+
+def _code(c):
+  del c  # the default
+
+
+def _paper(c):
+  c.model.num_blocks = 5  # sec. III-B: five down-sampling and five up-sampling blocks
+  c.loss.channel_weights = (0.29891, 0.58661, 0.11448)  # sec. II-C: (R, G, B)
+  # Left as in the code, since the text gives no widths: the detail step (sec. II-B speaks of "three
+  # convolutional layers"; the code has 4 + the output conv: model.detail_features) and the extra
+  # stride-1 conv the text puts after the input resize (the code has none).
+
+
+def _demo(c):
+  """A few minutes on a 2-core CPU: the embedded low-light pairs, narrower layers, 96x96 patches."""
+  c.data.name = "lle_demo/lowlight"
+  c.num_train_steps = 300
+  c.eval_every_steps = 300
+  c.checkpoint_every_steps = 300
+  c.log_every_steps = 25
+  c.data.crop_size = 96
+  c.model.global_features = 32
+  c.model.detail_features = (32, 32, 32, 32)
+  c.optimizer.decay_every = 50  # a 300-step run ends at 0.96^6 of the initial rate
+  c.optimizer.decay_factor = 0.96
+
+
+def _tiny(c):
+  c.data.name = "lle_demo/lowlight"
+  c.num_train_steps = 4
+  c.eval_every_steps = 4
+  c.checkpoint_every_steps = 2
+  c.log_every_steps = 1
+  c.data.crop_size = 32
+  c.data.eval_limit = 1
+  c.data.read_threads = 1
+  c.model.num_blocks = 2
+  c.model.global_size = 16
+  c.model.global_features = 4
+  c.model.detail_features = (8,)
+  c.eval.num_images_to_save = 1
+  c.wandb.enabled = False
+
+
+VARIANTS = {"code": _code, "paper": _paper, "demo": _demo, "tiny": _tiny}

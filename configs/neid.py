@@ -1,0 +1,127 @@
+"""NEID: Jiang et al. 2021, "Bridge the Vision Gap from Field to Command: A Deep Learning Network
+Enhancing Illumination and Details" (AAAI 2021 workshop / arXiv 2101.09420). No official code is public:
+every value comes from the paper, or, where the paper is silent, from the architecture it cites, and
+is marked so.
+
+Variants (`--config=configs/neid.py:VARIANT[,VARIANT]`), the rows of Table 2:
+  le_dr_ff  (the default) LE + DR + FF, the full model
+  le_dr     LE + DR (no Feature Fusing)
+  le        the LE branch alone (U-Net + sub-pixel 2x upsampling)
+  unet      the U-Net baseline: the same codec at full input resolution, no upsampling module
+  demo      the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
+  tiny      a minimal model and data for tests
+"""
+import ml_collections
+
+from lle import config_lib
+
+LOL_TRAIN_PAIRS = 485  # LOL v1 our485
+
+
+def get_config(arg=None):
+  c = config_lib.base("neid")
+  c.batch_size = 8  # sec. 3.2: "A batch size of 8 is applied"
+  steps_per_epoch = LOL_TRAIN_PAIRS // c.batch_size  # 60 batches make one epoch of our485
+  c.num_train_steps = 2000 * steps_per_epoch  # sec. 3.2: 2000 epochs
+  c.eval_every_steps = 50 * steps_per_epoch  # not in the paper
+  c.checkpoint_every_steps = 50 * steps_per_epoch  # not in the paper
+
+  c.data.name = "lol/v1"  # sec. 3.1: LoL; Table 1 is its eval15 split
+  c.data.train_split = "train"  # our485
+  c.data.eval_split = "test"  # eval15
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.target_encoding = "none"  # 8-bit sRGB target -> [0, 1]
+  c.data.recipe = "neid"  # lle.data.pipeline.RandomPatchPair: crop, flip/rotate, bicubic input
+  c.data.crop_size = 256  # sec. 3.2: 256x256 patches (the target's size)
+  # sec. 3.2 / Fig. 4: the 128x128 model input is the patch bicubic-downsampled 2x, and the output is 2x.
+  # Evaluation feeds the full low image downsampled the same way and scores at the target's size.
+  c.data.input_scale = 2
+
+  m = c.model = ml_collections.ConfigDict()
+  m.features = (64, 128, 256, 512, 1024)  # not in the paper: U-Net widths of Ronneberger et al. [18]
+  m.kernel_size = 3  # sec. 2.1: the U-Net's 3x3 convolutions
+  m.upsample = True  # sec. 2.2 LE: sub-pixel convolution [2] doubles the size
+  m.detail_refinement = True  # sec. 2.2 DR: second decoder + super-resolution head on the shared encoder
+  m.feature_fusing = True  # sec. 2.2 FF: DR-guided channel attention on the features LE's decoder gets
+  m.attention_reduction = 16  # not in the paper: channel-attention reduction of [1] (and RCAN / SE)
+  m.kernel_init = "normal_0.02"  # sec. 3.2: zero-mean Gaussian, standard deviation 0.02 (bias constant 0)
+
+  l = c.loss = ml_collections.ConfigDict()  # eq. 7: Huber + lambda_1 MSE(DR) + lambda_2 Color
+  l.huber_delta = 1.0  # not in the paper: TensorFlow's (and optax's) default delta
+  l.mse_weight = 0.1  # sec. 3.2: lambda_1
+  l.color_weight = 0.1  # sec. 3.2: lambda_2
+  # eq. 3 compares I_DR with the same I_GT as eq. 2 ('high'); 'low' reads sec. 2.2's "apply
+  # super-resolution on low-light images" literally: DR reconstructs the full-size low patch.
+  l.dr_target = "high"
+
+  o = c.optimizer = ml_collections.ConfigDict()
+  o.name = "adam"  # sec. 3.2
+  o.learning_rate = 1e-4  # sec. 3.2
+  o.schedule = "piecewise"  # sec. 3.2: 1e-5 at epoch 500, 1e-6 at epoch 1000
+  o.boundaries = (500 * steps_per_epoch, 1000 * steps_per_epoch)
+  o.boundary_factors = (0.1, 0.1)
+  o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8  # not in the paper: TensorFlow 1's Adam defaults (sec. 3.2: TF)
+  o.decay_every, o.decay_factor = 1, 1.0  # unused by 'piecewise'
+  o.rmsprop_decay = 0.9  # unused by Adam
+
+  e = c.eval
+  e.metrics = ("psnr", "ssim")  # sec. 3.1 / Table 1
+  e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
+
+  return config_lib.apply_variants(c, arg, VARIANTS)
+
+
+def _le_dr_ff(c):
+  del c  # the default
+
+
+def _le_dr(c):
+  c.model.feature_fusing = False
+
+
+def _le(c):
+  c.model.feature_fusing = False
+  c.model.detail_refinement = False
+
+
+def _unet(c):
+  _le(c)
+  c.model.upsample = False
+  c.data.input_scale = 1  # a plain U-Net: full-size input, same-size output
+
+
+def _demo(c):
+  """A few minutes on a 2-core CPU: the embedded low-light pairs, 128x128 targets, narrow U-Net."""
+  c.data.name = "lle_demo/lowlight"
+  c.num_train_steps = 600
+  c.eval_every_steps = 600
+  c.checkpoint_every_steps = 600
+  c.log_every_steps = 25
+  c.data.crop_size = 128
+  c.model.features = (16, 32, 64)
+  c.model.attention_reduction = 4
+  # The paper's 1e-4 over 120k steps; a 600-step run needs a larger rate, cut 10x for the last fifth.
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.boundaries = (480,)
+  c.optimizer.boundary_factors = (0.1,)
+
+
+def _tiny(c):
+  c.data.name = "lle_demo/lowlight"
+  c.num_train_steps = 4
+  c.eval_every_steps = 4
+  c.checkpoint_every_steps = 2
+  c.log_every_steps = 1
+  c.data.crop_size = 32
+  c.data.eval_limit = 1
+  c.data.read_threads = 1
+  c.model.features = (4, 8)
+  c.model.attention_reduction = 2
+  c.optimizer.boundaries = (2,)
+  c.optimizer.boundary_factors = (0.1,)
+  c.eval.num_images_to_save = 1
+  c.wandb.enabled = False
+
+
+VARIANTS = {"le_dr_ff": _le_dr_ff, "le_dr": _le_dr, "le": _le, "unet": _unet, "demo": _demo, "tiny": _tiny}

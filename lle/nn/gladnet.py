@@ -1,0 +1,64 @@
+"""GLADNet (Wang et al. 2018): global illumination estimation on a fixed-size copy of the input, then
+detail reconstruction at full resolution from [illumination features, input]."""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from lle.nn.layers import initializer
+
+
+def resize_nearest(x, size):
+  """Nearest-neighbour resize of [N, H, W, C] to `size` = (h, w), sampling source index
+  floor(dst * in / out): TensorFlow 1's `resize_nearest_neighbor` (align_corners=False,
+  half_pixel_centers=False), which the official GLADNet code uses."""
+  h, w = x.shape[1:3]
+  oh, ow = size
+  if (oh, ow) == (h, w):
+    return x
+  rows = (jnp.arange(oh) * h) // oh
+  cols = (jnp.arange(ow) * w) // ow
+  return x[:, rows][:, :, cols]
+
+
+class GLADNet(nn.Module):
+  """Encoder: `num_blocks` stride-2 conv + ReLU blocks on the input resized to `global_size`. Decoder: as
+  many resize-conv blocks (nearest resize to the mirrored encoder size, conv, ReLU), each of the first
+  num_blocks - 1 summed with the mirrored encoder output; the last returns to `global_size` with no skip.
+  The result is resized to the input's size, concatenated with the input, and passed through the
+  detail convolutions (ReLU) and a final 3-channel conv with `output_activation`."""
+  num_blocks: int = 6
+  global_size: int = 96
+  global_features: int = 64
+  detail_features: Sequence[int] = (128, 128, 128, 128)
+  kernel_size: int = 3
+  output_activation: str = "relu"
+  kernel_init: str = "glorot_uniform"
+
+  @nn.compact
+  def __call__(self, x):
+    conv = lambda f, stride=1: nn.Conv(f, (self.kernel_size,) * 2, strides=stride, padding="SAME",
+                                       kernel_init=initializer(self.kernel_init),
+                                       bias_init=nn.initializers.zeros)
+    h, w = x.shape[1:3]
+    g = resize_nearest(x, (self.global_size, self.global_size))
+    skips = []
+    for _ in range(self.num_blocks):
+      g = nn.relu(conv(self.global_features, 2)(g))
+      skips.append(g)
+    # Decoder block i returns to the size of encoder block num_blocks - 2 - i (the global size last).
+    targets = [s.shape[1:3] for s in skips[-2::-1]] + [(self.global_size, self.global_size)]
+    for i, size in enumerate(targets):
+      g = nn.relu(conv(self.global_features)(resize_nearest(g, size)))
+      if i < self.num_blocks - 1:
+        g = g + skips[-2 - i]
+    g = resize_nearest(g, (h, w))
+    y = jnp.concatenate([g, x], axis=-1)
+    for f in self.detail_features:
+      y = nn.relu(conv(f)(y))
+    y = conv(3)(y)
+    if self.output_activation == "relu":
+      return nn.relu(y)
+    if self.output_activation == "none":
+      return y
+    raise ValueError(f"unknown output_activation {self.output_activation!r}; expected 'relu' or 'none'")
