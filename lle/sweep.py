@@ -154,6 +154,8 @@ def run_sweep(sweep: dict, sweep_dir: str, overrides: list[str], *, parallel: in
   for run in expand(sweep, count=count, seed=seed):
     args = with_overrides(run, overrides)
     name = run_name(args)
+    if name in results or any(name == n for n, _ in todo):
+      continue  # an override pinned a swept key: runs that became identical run once
     status = _status(os.path.join(sweep_dir, name))
     if status and status["state"] == "finished":
       results[name] = {**status, "skipped": True}

@@ -67,3 +67,27 @@ def test_paper_config_needs_its_data_built_and_says_how():
   config = load_config("configs/itmn.py")
   with pytest.raises(FileNotFoundError, match=r"'hdr/reinhard' is not built.*python -m lle.data.build hdr/reinhard"):
     pipeline.load_source(config.data, "train")
+
+
+def test_parallel_first_use_builds_once(tmp_path):
+  """Two runs of a local sweep starting together: one builds, the other waits and reuses it."""
+  import threading
+  import time
+
+  class FakeBuilder:
+    data_dir = str(tmp_path / "lle_demo" / "itmn" / "1.0.0")
+    builds = 0
+
+    def is_prepared(self):
+      return FakeBuilder.builds > 0
+
+    def download_and_prepare(self):
+      time.sleep(0.3)  # long enough for the second thread to arrive while the first builds
+      FakeBuilder.builds += 1
+
+  threads = [threading.Thread(target=pipeline._prepare_once, args=(FakeBuilder(),)) for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert FakeBuilder.builds == 1

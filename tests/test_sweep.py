@@ -82,6 +82,13 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on_and_reruns_skip_finished(t
   assert sum(1 for s in again.values() if s["state"] == "failed") == 1
 
 
+def test_an_override_that_pins_a_swept_key_runs_each_distinct_run_once(tmp_path):
+  spec = {"method": "grid", "parameters": {"config.seed": {"values": [0, 1, 2]}, "config.x": {"values": [4, 6]}}}
+  results = sweep.run_sweep(spec, str(tmp_path / "pinned"), ["--config.seed=0"], program=_fake_program(tmp_path),
+                            log=lambda *_: None)
+  assert len(results) == 2 and all(s["state"] == "finished" for s in results.values())
+
+
 def test_parallel_runs_finish_too(tmp_path):
   spec = {"method": "grid", "parameters": {"config.seed": {"values": [0, 2, 4, 6]}}}
   results = sweep.run_sweep(spec, str(tmp_path / "p"), [], program=_fake_program(tmp_path), parallel=2,

@@ -23,6 +23,18 @@ def _register_builders():
   build.register()  # the demo, lol, mit_fivek and hdr builders
 
 
+def _prepare_once(builder):
+  """Builds under an exclusive file lock, so that parallel runs on one machine (a local sweep) build a
+  data set once instead of racing to rename the same folder."""
+  import fcntl
+  root = os.path.dirname(os.path.dirname(os.fspath(builder.data_dir)))  # <data_dir>/<name>
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, ".build.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not builder.is_prepared():  # another process may have built it while we waited
+      builder.download_and_prepare()
+
+
 def data_dir(data_config) -> str | None:
   return data_config.data_dir or os.environ.get("TFDS_DATA_DIR")
 
@@ -37,7 +49,7 @@ def load_source(data_config, split: str):
           f"data set {data_config.name!r} is not built in {builder.data_dir_root}; build it from your "
           f"downloaded copy with `python -m lle.data.build {data_config.name} --manual_dir=DIR`.")
     if jax.process_index() == 0:
-      builder.download_and_prepare()
+      _prepare_once(builder)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices(f"build {data_config.name}")
