@@ -11,12 +11,13 @@ backend reports them (GPU/TPU), the process's peak RSS on CPU. A row that runs o
 Prints a Markdown table.
 """
 import json
-import resource
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+from memory import peak_memory_mb  # benchmarks/memory.py
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/gladnet.py", "configs/neid.py"], "Config specs to time.")
@@ -24,15 +25,6 @@ flags.DEFINE_list("sizes", ["600x400", "4000x3000"], "Inference output sizes, Wx
 flags.DEFINE_integer("steps", 5, "Timed steps (or inference calls) after the compiling one.")
 flags.DEFINE_bool("train", True, "Time the training step.")
 flags.DEFINE_string("row", None, "Internal: run one row (spec|train or spec|WxH) and print it as JSON.")
-
-
-def _peak_memory_mb():
-  import jax
-  stats = [d.memory_stats() or {} for d in jax.local_devices()]
-  peaks = [s.get("peak_bytes_in_use") for s in stats if s.get("peak_bytes_in_use")]
-  if peaks:
-    return max(peaks) / 2**20, "device"
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host RSS"
 
 
 def _time(fn, args, steps):
@@ -78,7 +70,7 @@ def run_row(spec, what, steps):
     compile_s, step_s = _time(method.predict, (state, x), steps)
     row.update(what=f"infer {w}x{h} (input {iw}x{ih})", images_per_s=1 / step_s, step_ms=1e3 * step_s,
                compile_s=compile_s)
-  row["peak_mb"], row["memory"] = _peak_memory_mb()
+  row["peak_mb"], row["memory"] = peak_memory_mb()
   return row
 
 

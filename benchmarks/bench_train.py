@@ -7,25 +7,17 @@ Runs the trainer's own jitted, sharded step on whatever devices are present, on 
 input pipeline is measured separately), and prints a Markdown table. Peak memory is the devices' peak
 bytes in use where the backend reports it (GPU/TPU) and the process's peak RSS on CPU.
 """
-import resource
 import sys
 import time
 
 from absl import app, flags
 
+from memory import peak_memory_mb  # benchmarks/memory.py
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
 flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
-
-
-def _peak_memory_mb():
-  import jax
-  stats = [d.memory_stats() or {} for d in jax.local_devices()]
-  peaks = [s.get("peak_bytes_in_use") for s in stats if s.get("peak_bytes_in_use")]
-  if peaks:
-    return max(peaks) / 2**20, "device"
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host RSS"
 
 
 def bench(spec, steps, overrides):
@@ -64,7 +56,7 @@ def bench(spec, steps, overrides):
     state, m = compiled(state, batch, jax.random.key(i))
   jax.block_until_ready((state, m))
   step_s = (time.perf_counter() - t0) / steps
-  peak, kind = _peak_memory_mb()
+  peak, kind = peak_memory_mb()
   return {"config": spec, "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
           "batch": config.batch_size, "size": f"{size}x{size}", "images/s": config.batch_size / step_s,
           "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})"}
