@@ -3,7 +3,7 @@
 Source: A. Mittal, R. Soundararajan and A. C. Bovik, "Making a 'Completely Blind' Image Quality
 Analyzer", IEEE Signal Processing Letters 20(3), 2013, and the official MATLAB release
 (``computequality.m``, ``computefeature.m``, ``estimateaggdparam.m``) with its pristine model
-(``modelparameters.mat``, shipped here as ``data/niqe_pris_params.npz`` under LIVE's notice in
+(``modelparameters.mat``, shipped here as ``data/niqe_pris_params.json`` under LIVE's notice in
 ``data/NIQE_NOTICE.txt``). Lower is better.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import json
 
 import chex
 import jax
@@ -33,9 +34,9 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 @functools.lru_cache(maxsize=1)
 def pristine_model() -> tuple[np.ndarray, np.ndarray]:
   """``(mu_prisparam [36], cov_prisparam [36, 36])`` of the official NIQE model, float64."""
-  ref = importlib.resources.files('lle.metrics') / 'data' / 'niqe_pris_params.npz'
-  with importlib.resources.as_file(ref) as path, np.load(path) as data:
-    return np.asarray(data['mu_prisparam']), np.asarray(data['cov_prisparam'])
+  ref = importlib.resources.files('lle.metrics') / 'data' / 'niqe_pris_params.json'
+  data = json.loads(ref.read_text())
+  return np.asarray(data['mu_prisparam'], np.float64), np.asarray(data['cov_prisparam'], np.float64)
 
 
 @functools.lru_cache(maxsize=1)
