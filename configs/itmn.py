@@ -105,15 +105,8 @@ def _demo(c):
 
 
 def _tiny(c):
-  c.data.name = "lle_demo/itmn"
-  c.num_train_steps = 4
+  config_lib.tiny_run(c, "lle_demo/itmn")
   c.batch_size = 8
-  c.eval_every_steps = 4
-  c.checkpoint_every_steps = 2
-  c.log_every_steps = 1
-  c.data.crop_size = 32
-  c.data.eval_limit = 1
-  c.data.read_threads = 1
   c.generator.features = (4, 8)
   c.discriminator.conv_features = (4, 8)
   c.discriminator.fc_features = (8,)

@@ -108,14 +108,7 @@ def _demo(c):
 
 
 def _tiny(c):
-  c.data.name = "lle_demo/lowlight"
-  c.num_train_steps = 4
-  c.eval_every_steps = 4
-  c.checkpoint_every_steps = 2
-  c.log_every_steps = 1
-  c.data.crop_size = 32
-  c.data.eval_limit = 1
-  c.data.read_threads = 1
+  config_lib.tiny_run(c, "lle_demo/lowlight")
   c.model.features = (4, 8)
   c.model.attention_reduction = 2
   c.optimizer.boundaries = (2,)

@@ -40,6 +40,19 @@ def base(method: str) -> ml_collections.ConfigDict:
   return c
 
 
+def tiny_run(c, data_name: str):
+  """The run-level part of every method's `tiny` variant: a few steps on a few pixels of the embedded
+  demo data, evaluated on one held-out image (tests only)."""
+  c.data.name = data_name
+  c.num_train_steps = 4
+  c.eval_every_steps = 4
+  c.checkpoint_every_steps = 2
+  c.log_every_steps = 1
+  c.data.crop_size = 32
+  c.data.eval_limit = 1
+  c.data.read_threads = 1
+
+
 def apply_variants(config, arg: str | None, variants: dict[str, Callable]):
   """Applies the comma-separated variants named in `arg`, in order, e.g. 'demo,nodmse'."""
   for name in filter(None, (arg or "").split(",")):
