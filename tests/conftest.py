@@ -1,15 +1,23 @@
 """Test set-up: 8 fake CPU devices (so data-parallel paths run for real), a private TFDS data dir, W&B
-offline, and a smaller XLA optimisation effort (tiny models: compile time dominates)."""
+offline, and less compile work (tiny models: compile time dominates): a smaller XLA optimisation effort,
+and one persistent compilation cache per test run, shared by pytest-xdist's workers and by the
+subprocesses the tests start (set through the environment, so `python -m lle.main` children inherit it).
+"""
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# One cache per run (xdist workers share the run's uid): timings stay those of a cold start.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"lle-test-jax-{_RUN}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-import jax  # noqa: E402
+import jax  # noqa: E402,F401
 import pytest  # noqa: E402
-
-jax.config.update("jax_disable_most_optimizations", True)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +25,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session", autouse=True)
 def tfds_data_dir(tmp_path_factory):
   """One TFDS data dir per test session; the demo data set is built into it on first use."""
-  path = os.environ.get("LLE_TEST_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
+  # xdist workers share the run's base folder, so the demo data set is built once per run (under the
+  # builder's file lock), not once per worker.
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    shared = shared.parent
+  path = os.environ.get("LLE_TEST_TFDS_DIR") or str(shared / "tfds")
+  os.makedirs(path, exist_ok=True)
   os.environ["TFDS_DATA_DIR"] = path
   return path
 
