@@ -11,11 +11,20 @@
 #   ./launch.sh report DIR --out=OUT   the papers' tables from run folders
 #   ./launch.sh bench [ARGS...]  the training benchmark table
 #   ./launch.sh python ARGS...   the venv's python
+#   ./launch.sh slurm train|sweep|agent ARGS...   inside an sbatch job (see README, "Clusters"):
+#       train: one process per node via srun (jax.distributed reads SLURM's variables), requeued on
+#              preemption (exit code 75); sweep: this array task's shard of a local sweep;
+#       agent: one W&B agent run per array task
 #
 # Environment: LLE_PYTHON (interpreter for the venv, default python3.11 or python3), LLE_EXTRAS
 # (pip extras, default "test"; "test,cuda" on NVIDIA GPU machines), LLE_VENV (default .venv).
 set -euo pipefail
-cd "$(dirname "$0")"
+# sbatch runs a copy of this script from its spool folder: then the repository is where the job was submitted.
+if [[ -n "${SLURM_JOB_ID:-}" && ! -f "$(dirname "$0")/pyproject.toml" ]]; then
+  cd "${SLURM_SUBMIT_DIR:?}"
+else
+  cd "$(dirname "$0")"
+fi
 
 venv="${LLE_VENV:-.venv}"
 extras="${LLE_EXTRAS:-test}"
@@ -41,5 +50,32 @@ case "$cmd" in
   report) exec "$venv/bin/python" -m lle.report "$@" ;;
   bench) exec "$venv/bin/python" benchmarks/bench_train.py "$@" ;;
   python) exec "$venv/bin/python" "$@" ;;
-  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+  slurm)
+    : "${SLURM_JOB_ID:?launch.sh slurm runs inside an sbatch job, e.g. sbatch --nodes=2 launch.sh slurm train ...}"
+    sub="${1:-}"
+    [[ $# -gt 0 ]] && shift
+    case "$sub" in
+      train)
+        # One task per node; each runs every local accelerator. The batch shell keeps waiting when the
+        # job is signalled (SLURM signals the run too), so that it can requeue a preempted run.
+        srun --ntasks-per-node=1 --kill-on-bad-exit=1 "$PWD/launch.sh" train --distributed "$@" &
+        pid=$!
+        trap 'echo "launch.sh: stop signal; waiting for the run to save its checkpoint" >&2' TERM USR1
+        code=0
+        while true; do
+          wait "$pid" && code=0 || code=$?
+          kill -0 "$pid" 2>/dev/null || break
+        done
+        if [[ $code -eq 75 ]]; then
+          echo "launch.sh: run preempted; requeueing job $SLURM_JOB_ID" >&2
+          scontrol requeue "$SLURM_JOB_ID"
+        fi
+        exit "$code" ;;
+      sweep)
+        exec "$venv/bin/python" -m lle.sweep "$@" --shard="${SLURM_ARRAY_TASK_ID:-0}" \
+          --num_shards="${SLURM_ARRAY_TASK_COUNT:-1}" ;;
+      agent) exec "$venv/bin/wandb" agent --count=1 "$@" ;;
+      *) echo "usage: launch.sh slurm train|sweep|agent ARGS..." >&2; exit 2 ;;
+    esac ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

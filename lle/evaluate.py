@@ -107,7 +107,7 @@ def code_version() -> dict:
   return {"commit": commit, "dirty": dirty, "version": lle.__version__}
 
 
-def write_results(workdir, *, config, step, means, per_image, dataset, num_devices):
+def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None):
   if jax.process_index() != 0:
     return None
   results = {
@@ -118,7 +118,8 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "per_image": per_image,
       "dataset": dataset,
       "seed": config.seed,
-      "num_devices": num_devices,
+      "num_devices": num_devices,  # the devices the batch was split over (see train.data_parallel_devices)
+      "num_devices_available": jax.device_count() if num_devices_available is None else num_devices_available,
       "num_processes": jax.process_count(),
       "code": code_version(),
   }

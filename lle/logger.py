@@ -1,7 +1,8 @@
 """Run logging: `metrics.jsonl` and PNG image grids in the workdir, and Weights & Biases.
 
 Only process 0 writes. W&B runs offline unless an API key is configured (it never prompts), and resumes
-the same run id when a run resumes from its workdir.
+the same run id when a run resumes from its workdir. Under a W&B sweep agent the run is the agent's
+(WANDB_RUN_ID), so that the sweep's metric reaches its controller.
 """
 import json
 import os
@@ -25,9 +26,38 @@ def _wandb_mode(config) -> str:
   return "online" if has_key else "offline"
 
 
+def sweep_agent_workdir(environ=os.environ) -> str | None:
+  """`$LLE_RUNS_DIR/<sweep id>/<run id>` when a W&B sweep agent started this process, else None."""
+  sweep_id, run_id = environ.get("WANDB_SWEEP_ID"), environ.get("WANDB_RUN_ID")
+  if not (sweep_id and run_id):
+    return None
+  return os.path.join(environ.get("LLE_RUNS_DIR", "runs"), sweep_id, run_id)
+
+
+def _keep_records_up_to(path: epath.Path, step: int):
+  """Drops the records of steps after `step` (logged after the checkpoint a run resumes from, and about to
+  be logged again) and any line cut short by a kill, so that metrics.jsonl has each step once."""
+  if not path.exists():
+    return
+  kept, dropped = [], 0
+  for line in path.read_text().splitlines():
+    try:
+      keep = json.loads(line)["step"] <= step
+    except (ValueError, KeyError, TypeError):
+      keep = False
+    if keep:
+      kept.append(line)
+    else:
+      dropped += 1
+  if dropped:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
+
+
 class RunLogger:
 
-  def __init__(self, workdir, config):
+  def __init__(self, workdir, config, *, start_step: int = 0):
     self.workdir = epath.Path(workdir)
     self.active = jax.process_index() == 0
     self.wandb = None
@@ -35,11 +65,14 @@ class RunLogger:
       return
     self.workdir.mkdir(parents=True, exist_ok=True)
     (self.workdir / "images").mkdir(exist_ok=True)
+    _keep_records_up_to(self.workdir / "metrics.jsonl", start_step)
     if config.wandb.enabled:
       os.environ.setdefault("WANDB_SILENT", "true")
       import wandb
       id_file = self.workdir / "wandb_run_id"
-      run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
+      # A sweep agent names the run (and its controller waits for that id); else the workdir keeps one.
+      run_id = (os.environ.get("WANDB_RUN_ID") or (id_file.read_text().strip() if id_file.exists() else "")
+                or uuid.uuid4().hex[:12])
       id_file.write_text(run_id)
       self.wandb = wandb.init(
           project=config.wandb.project, entity=config.wandb.entity or None, name=config.wandb.name or None,
@@ -66,6 +99,11 @@ class RunLogger:
     if self.wandb is not None:
       import wandb
       self.wandb.log({f"eval/{name}": wandb.Image(grid) for name, grid in grids.items()}, step=int(step))
+
+  def mark_preempting(self):
+    """Tells W&B that the run stops to be resumed: a sweep controller then requeues the same run id."""
+    if self.wandb is not None:
+      self.wandb.mark_preempting()
 
   def close(self):
     if self.wandb is not None:

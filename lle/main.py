@@ -4,6 +4,10 @@ Modes: train (with periodic evaluation; resumes from the workdir), eval (a check
 --checkpoint_step), summary (parameter count and FLOPs per image of each network; no workdir needed).
 Overrides: `--config.loss.alpha=1e3`. Multi-host: pass --coordinator_address, --num_processes and
 --process_id, or --distributed to let `jax.distributed.initialize` read them from the cluster (SLURM...).
+
+Under a W&B sweep agent (WANDB_SWEEP_ID and WANDB_RUN_ID set) --workdir defaults to
+`$LLE_RUNS_DIR/<sweep id>/<run id>` (LLE_RUNS_DIR defaults to `runs`). A run stopped by a preemption
+signal saves a checkpoint and exits with code 75 (EX_TEMPFAIL): requeue it with the same arguments.
 """
 import difflib
 import sys
@@ -11,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lle import config_lib
+from lle import config_lib, logger
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/itmn.py:demo.",
@@ -19,6 +23,10 @@ config_flags.DEFINE_config_file("config", None, "Method config file, e.g. config
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.jsonl, results.json, config.json.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"], "What to do.")
 flags.DEFINE_integer("checkpoint_step", None, "eval mode: the checkpoint step (default: the latest).")
+flags.DEFINE_bool("allow_config_change", False,
+                  "Resume a workdir even if the config differs in fields that change training.")
+flags.DEFINE_list("preemption_signals", ["SIGTERM", "SIGUSR1"],
+                  "Signals that stop training after the current step with a checkpoint, exit code 75.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with cluster auto-detection.")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-process runs.")
 flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
@@ -82,6 +90,8 @@ def main(argv):
   from lle import train
   config = FLAGS.config
   if jax.process_index() == 0:
+    if not FLAGS.workdir and logger.sweep_agent_workdir() and FLAGS.mode != "summary":
+      print(f"W&B sweep agent run: workdir {logger.sweep_agent_workdir()}")
     print(f"{jax.device_count()} devices ({jax.devices()[0].platform}), {jax.process_count()} process(es)")
   if FLAGS.mode == "summary":
     rows = train.summarize(config)
@@ -89,12 +99,22 @@ def main(argv):
     for r in rows:
       print(f"{r['network']:<10} {r['parameters']:>12,} {r['input']:>12} {r['gflops_per_image']:>14.3f}")
     return
-  if not FLAGS.workdir:
-    raise app.UsageError("--workdir is required for train and eval")
+  workdir = FLAGS.workdir or logger.sweep_agent_workdir()
+  if not workdir:
+    raise app.UsageError("--workdir is required for train and eval (outside a W&B sweep agent)")
   if FLAGS.mode == "train":
-    results = train.train_and_evaluate(config, FLAGS.workdir)
+    from lle import preemption
+    try:
+      results = train.train_and_evaluate(config, workdir, allow_config_change=FLAGS.allow_config_change,
+                                         preemption_signals=FLAGS.preemption_signals)
+    except preemption.Preempted as e:
+      print(f"{e}; resume with the same arguments (exit code {preemption.EXIT_CODE})", flush=True)
+      sys.exit(preemption.EXIT_CODE)
+    except train.ConfigChangedError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
   else:
-    results = train.evaluate_checkpoint(config, FLAGS.workdir, step=FLAGS.checkpoint_step)
+    results = train.evaluate_checkpoint(config, workdir, step=FLAGS.checkpoint_step)
   if results is not None:
     print(f"step {results['step']}: model {results['model']}")
     for name, scores in results["baselines"].items():

@@ -1,15 +1,18 @@
 """Runs a W&B sweep file locally, without a W&B server.
 
   python -m lle.sweep sweeps/itmn_alpha_lambda.yaml --workdir=runs/table2 [--config=configs/itmn.py:demo]
-      [--config.num_train_steps=200 ...] [--parallel=N] [--count=N] [--dry_run]
+      [--config.num_train_steps=200 ...] [--parallel=N] [--count=N] [--shard=I --num_shards=K] [--dry_run]
 
 The sweep file is the one `wandb sweep` takes: `method` grid or random, `parameters` named by config
 path (`config.loss.alpha`) with `value`, `values` or a distribution, and a `command` that ends in
 `${args}`. Each run gets the W&B agent's argument list (`--config.loss.alpha=1e3 ...`), then the
 overrides given here (which replace a swept parameter of the same name), and its own workdir
 `WORKDIR/<run name>`. A run's outcome goes to `WORKDIR/<run>/sweep_status.json`; a failed run is
-recorded and the sweep goes on; a rerun skips runs that finished. `--parallel=N` runs N at a time, each
-pinned to one accelerator (CUDA_VISIBLE_DEVICES) when there are any.
+recorded and the sweep goes on; a rerun skips runs that finished and resumes the others. `--parallel=N`
+runs N at a time, each pinned to one accelerator (CUDA_VISIBLE_DEVICES) when there are any.
+`--shard=I --num_shards=K` runs only runs I, I+K, I+2K, ... (one SLURM array task each). A run stopped by
+a preemption signal is recorded as preempted; the runner then starts no new run and exits with 75, like
+`lle.main`, so that the array task is requeued and the rerun resumes it.
 """
 import concurrent.futures
 import hashlib
@@ -17,14 +20,17 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import yaml
 from absl import app, flags
 
+PREEMPTED_EXIT_CODE = 75  # lle.preemption.EXIT_CODE (not imported: this runner does not need JAX)
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical")
 
 
@@ -138,20 +144,30 @@ def run_one(args: list[str], workdir: str, *, program: list[str], device: str | 
   with open(os.path.join(workdir, "log.txt"), "w") as log:
     code = subprocess.run(program + args + [f"--workdir={workdir}"], stdout=log, stderr=subprocess.STDOUT,
                           env=env).returncode
-  status = {"state": "finished" if code == 0 else "failed", "returncode": code, "args": args,
+  state = {0: "finished", PREEMPTED_EXIT_CODE: "preempted"}.get(code, "failed")
+  status = {"state": state, "returncode": code, "args": args,
             "seconds": round(time.time() - start, 1)}
   _write_status(workdir, status)
   return status
 
 
+def shard_of(runs: list, shard: int, num_shards: int) -> list:
+  if not 0 <= shard < num_shards:
+    raise ValueError(f"--shard={shard} must be in [0, --num_shards={num_shards})")
+  return runs[shard::num_shards]
+
+
 def run_sweep(sweep: dict, sweep_dir: str, overrides: list[str], *, parallel: int = 1,
               count: int | None = None, seed: int = 0, program: list[str] | None = None,
-              devices: list[str] | None = None, log=print) -> dict[str, dict]:
-  """Runs every run of `sweep` not yet finished under `sweep_dir`; returns {run name: status}."""
+              devices: list[str] | None = None, shard: int = 0, num_shards: int = 1,
+              stop: threading.Event | None = None, log=print) -> dict[str, dict]:
+  """Runs every run of `sweep` (of this shard) not yet finished under `sweep_dir`; returns {run name:
+  status}. Once `stop` is set (a preemption signal), no further run starts."""
   program = program or [sys.executable, "-m", "lle.main"]
+  stop = stop or threading.Event()
   os.makedirs(sweep_dir, exist_ok=True)
   todo, results = [], {}
-  for run in expand(sweep, count=count, seed=seed):
+  for run in shard_of(expand(sweep, count=count, seed=seed), shard, num_shards):
     args = with_overrides(run, overrides)
     name = run_name(args)
     if name in results or any(name == n for n, _ in todo):
@@ -162,14 +178,22 @@ def run_sweep(sweep: dict, sweep_dir: str, overrides: list[str], *, parallel: in
       log(f"skip   {name} (finished)")
     else:
       todo.append((name, args))
-  with open(os.path.join(sweep_dir, "sweep.json"), "w") as f:
-    json.dump({"sweep": sweep, "overrides": overrides, "runs": [n for n, _ in todo] + list(results)}, f, indent=2)
+  if num_shards == 1:  # shards would race on one file; each run folder holds its own arguments
+    with open(os.path.join(sweep_dir, "sweep.json"), "w") as f:
+      json.dump({"sweep": sweep, "overrides": overrides, "runs": [n for n, _ in todo] + list(results)}, f,
+                indent=2)
   devices = devices if devices is not None else _accelerators()
   with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
     futures = {}
-    for i, (name, args) in enumerate(todo):
+
+    def start(i, name, args):
+      if stop.is_set():
+        return {"state": "not started", "returncode": None, "args": args, "seconds": 0.0}
       device = devices[i % len(devices)] if devices and parallel > 1 else None
-      futures[pool.submit(run_one, args, os.path.join(sweep_dir, name), program=program, device=device)] = name
+      return run_one(args, os.path.join(sweep_dir, name), program=program, device=device)
+
+    for i, (name, args) in enumerate(todo):
+      futures[pool.submit(start, i, name, args)] = name
     for future in concurrent.futures.as_completed(futures):
       name = futures[future]
       results[name] = future.result()
@@ -194,6 +218,8 @@ flags.DEFINE_integer("parallel", 1, "Runs at a time (one per accelerator when th
 flags.DEFINE_integer("count", None, "Runs of a random sweep (default: the file's run_cap); grid: the first N.")
 flags.DEFINE_integer("sweep_seed", 0, "Seed of a random sweep's draws.")
 flags.DEFINE_bool("dry_run", False, "Print each run's arguments and exit.")
+flags.DEFINE_integer("shard", 0, "Run only runs shard, shard + num_shards, ... (e.g. $SLURM_ARRAY_TASK_ID).")
+flags.DEFINE_integer("num_shards", 1, "Number of shards (e.g. $SLURM_ARRAY_TASK_COUNT).")
 
 
 def main(argv):
@@ -209,15 +235,24 @@ def main(argv):
     raise app.UsageError("usage: python -m lle.sweep SWEEP.yaml --workdir=DIR [--config...=...]")
   sweep = load_sweep(sweep_file)
   if FLAGS.dry_run:
-    for run in expand(sweep, count=FLAGS.count, seed=FLAGS.sweep_seed):
+    for run in shard_of(expand(sweep, count=FLAGS.count, seed=FLAGS.sweep_seed), FLAGS.shard, FLAGS.num_shards):
       print(" ".join(with_overrides(run, overrides)))
     return
+  # A preemption signal reaches the running runs too (SLURM signals every process of the job step; a
+  # terminal's Ctrl-C the process group): they checkpoint and exit 75, and this runner starts no more.
+  stop = threading.Event()
+  for name in ("SIGTERM", "SIGUSR1"):
+    signal.signal(getattr(signal, name), lambda *_: stop.set())
   start = time.time()
   results = run_sweep(sweep, FLAGS.workdir, overrides, parallel=FLAGS.parallel, count=FLAGS.count,
-                      seed=FLAGS.sweep_seed)
-  failed = sorted(n for n, s in results.items() if s["state"] != "finished")
-  print(f"{len(results) - len(failed)} finished, {len(failed)} failed in {time.time() - start:.0f} s"
+                      seed=FLAGS.sweep_seed, shard=FLAGS.shard, num_shards=FLAGS.num_shards, stop=stop)
+  failed = sorted(n for n, s in results.items() if s["state"] == "failed")
+  unfinished = sorted(n for n, s in results.items() if s["state"] in ("preempted", "not started"))
+  print(f"{len(results) - len(failed) - len(unfinished)} finished, {len(failed)} failed, "
+        f"{len(unfinished)} preempted or not started in {time.time() - start:.0f} s"
         + (f"; failed: {', '.join(failed)} (see their log.txt)" if failed else ""))
+  if unfinished:
+    sys.exit(PREEMPTED_EXIT_CODE)  # a rerun resumes them
   sys.exit(1 if failed else 0)
 
 

@@ -8,13 +8,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from lle import evaluate as evaluation
-from lle import methods
+from lle import methods, preemption
 from lle.data import pipeline
 from lle.logger import RunLogger
 
@@ -26,6 +28,26 @@ class NonFiniteLossError(FloatingPointError):
 def make_mesh(devices=None) -> Mesh:
   """A 1-D mesh over every device of every host (or `devices`), with one `data` axis."""
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
+
+
+def data_parallel_devices(batch_size: int, devices=None) -> list:
+  """The devices a global batch is split over: all of them when it divides evenly, else the largest
+  number that does, taking the same number on every host (a paper's batch of 6 on 8 GPUs runs on 6 of
+  them, one image each, and says so: the batch, hence the training, stays the paper's)."""
+  devices = list(devices if devices is not None else jax.devices())
+  hosts = sorted({d.process_index for d in devices})
+  if batch_size % len(hosts):
+    raise ValueError(f"config.batch_size={batch_size} must divide by the {len(hosts)} processes; "
+                     f"process counts that work: {[n for n in range(1, batch_size + 1) if batch_size % n == 0]}")
+  local = min(sum(d.process_index == h for d in devices) for h in hosts)
+  per_host = max(k for k in range(1, local + 1) if batch_size % (k * len(hosts)) == 0)
+  taken = {h: 0 for h in hosts}
+  chosen = []
+  for d in devices:  # keeps the given order, the first `per_host` devices of each host
+    if taken[d.process_index] < per_host:
+      taken[d.process_index] += 1
+      chosen.append(d)
+  return chosen
 
 
 def checkpoint_manager(workdir, config) -> ocp.CheckpointManager:
@@ -44,13 +66,43 @@ def init_state(method, config, mesh):
 
 
 def restore(manager, abstract_state, step=None):
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    return None, None
-  if step not in manager.all_steps():
-    raise FileNotFoundError(f"no checkpoint for step {step} in {manager.directory}; "
-                            f"saved steps: {sorted(manager.all_steps())}")
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
+  """The checkpoint of `step`, else the latest readable one: an unreadable checkpoint (truncated files, a
+  step folder that lost files) is skipped with a warning naming it, and renamed `<step>.unreadable` once
+  an older one has restored, which shows that the fault is the file's and not the config's."""
+  if step is not None:
+    if step not in manager.all_steps():
+      raise FileNotFoundError(f"no checkpoint for step {step} in {manager.directory}; "
+                              f"saved steps: {sorted(manager.all_steps())}")
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
+  unreadable = []
+  for candidate in sorted(manager.all_steps(), reverse=True):
+    try:
+      state = manager.restore(candidate, args=ocp.args.StandardRestore(abstract_state))
+    except Exception as e:  # Orbax/TensorStore raise many types for a damaged file
+      logging.warning("checkpoint %s is unreadable (%s: %s); trying the one before",
+                      manager.directory / str(candidate), type(e).__name__, str(e)[:300])
+      print(f"warning: checkpoint {manager.directory / str(candidate)} is unreadable "
+            f"({type(e).__name__}); trying the one before", flush=True)
+      unreadable.append((candidate, e))
+      continue
+    _set_aside(manager, [s for s, _ in unreadable])
+    return state, candidate
+  if unreadable:
+    step, error = unreadable[0]
+    raise RuntimeError(f"no checkpoint in {manager.directory} can be restored (tried steps "
+                       f"{[s for s, _ in unreadable]}); the newest failed with: {error}") from error
+  return None, None
+
+
+def _set_aside(manager, steps):
+  if steps and jax.process_index() == 0:
+    for step in steps:
+      folder = epath.Path(manager.directory) / str(step)
+      folder.rename(folder.with_name(f"{step}.unreadable"))
+  if steps:
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("lle_set_aside_unreadable_checkpoints")
+    manager.reload()
 
 
 def _with_finiteness(train_step):
@@ -79,35 +131,99 @@ def _mean(records):
   return {k: float(np.mean([r[k] for r in records])) for k in records[0]}
 
 
-def write_config(workdir, config):
-  if jax.process_index() == 0:
-    path = epath.Path(workdir) / "config.json"
-    tmp = path.with_name("config.json.tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, default=str))
-    tmp.replace(path)
+# Fields that do not change what is trained: how long to go on, how often to evaluate, save and log,
+# where the data lives and how it is read, what is evaluated and where it is logged. A resumed run may
+# change these; any other change would mix two trainings in one run.
+RUN_ONLY_FIELDS = ("num_train_steps", "eval_every_steps", "checkpoint_every_steps", "log_every_steps",
+                   "keep_checkpoints", "data.data_dir", "data.eval_split", "data.eval_limit",
+                   "data.worker_count", "data.read_threads", "data.prefetch", "eval", "wandb")
 
 
-def train_and_evaluate(config, workdir, *, devices=None) -> dict | None:
-  """Trains `config.method` to `config.num_train_steps`, resuming from the workdir's latest checkpoint.
+def _as_json(config) -> dict:
+  return json.loads(json.dumps(config.to_dict(), default=str))
 
-  Returns the final results (as written to results.json) on process 0.
+
+def _flatten(tree, prefix=""):
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def training_changes(previous: dict, current: dict) -> list[str]:
+  """'key: old -> new' for every field outside RUN_ONLY_FIELDS that differs between two config dicts."""
+  old, new = _flatten(previous), _flatten(current)
+  changes = []
+  for key in sorted(set(old) | set(new)):
+    if any(key == f or key.startswith(f + ".") for f in RUN_ONLY_FIELDS):
+      continue
+    if old.get(key, "<absent>") != new.get(key, "<absent>"):
+      changes.append(f"{key}: {old.get(key, '<absent>')} -> {new.get(key, '<absent>')}")
+  return changes
+
+
+def _write_json(path, value):
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(value, indent=2, default=str))
+  tmp.replace(path)  # atomic: readers never see half a file
+
+
+def write_config(workdir, config, *, start_step=0, changes=()):
+  """`config.json` is the config of the latest start; `starts/NNN.json` keeps every start's config."""
+  if jax.process_index() != 0:
+    return
+  workdir = epath.Path(workdir)
+  _write_json(workdir / "config.json", config.to_dict())
+  starts = workdir / "starts"
+  starts.mkdir(exist_ok=True)
+  index = len(list(starts.glob("[0-9]*.json")))
+  _write_json(starts / f"{index:03d}.json", {"start_step": start_step, "time": time.time(),
+                                             "training_changes": list(changes), "config": config.to_dict()})
+
+
+class ConfigChangedError(ValueError):
+  pass
+
+
+def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=False,
+                       preemption_signals=preemption.DEFAULT_SIGNALS) -> dict | None:
+  """Trains `config.method` to `config.num_train_steps`, resuming from the workdir's latest readable
+  checkpoint (with the same training config, unless `allow_config_change`).
+
+  Returns the final results (as written to results.json) on process 0. On one of `preemption_signals`
+  it finishes the step, saves a checkpoint, flushes the logs and raises `preemption.Preempted`.
   """
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  write_config(workdir, config)
-  mesh = make_mesh(devices)
-  if config.batch_size % mesh.size:
-    raise ValueError(f"config.batch_size={config.batch_size} must divide by the {mesh.size} devices")
+  available = list(devices if devices is not None else jax.devices())
+  mesh = make_mesh(data_parallel_devices(config.batch_size, available))
+  if mesh.size < len(available) and jax.process_index() == 0:
+    print(f"batch_size={config.batch_size} does not divide over {len(available)} devices: training on "
+          f"{mesh.size} of them ({config.batch_size // mesh.size} per device), {len(available) - mesh.size} idle",
+          flush=True)
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
 
   method = methods.get(config)
   state, abstract_state = init_state(method, config, mesh)
   manager = checkpoint_manager(workdir, config)
+  changes = []
+  previous_config = workdir / "config.json"
+  if manager.all_steps() and previous_config.exists():
+    changes = training_changes(json.loads(previous_config.read_text()), _as_json(config))
+    if changes and not allow_config_change:
+      manager.close()
+      raise ConfigChangedError(
+          f"{workdir} holds checkpoints of a run whose config differs in fields that change training: "
+          f"{'; '.join(changes)}. Use a new --workdir, or pass --allow_config_change to resume anyway.")
   restored, start_step = restore(manager, abstract_state)
   if restored is not None:
     state = restored
   start_step = start_step or 0
+  write_config(workdir, config, start_step=start_step, changes=changes)
 
   train_step = jax.jit(_with_finiteness(method.train_step),
                        in_shardings=(replicated, data_sharding, replicated),
@@ -118,7 +234,7 @@ def train_and_evaluate(config, workdir, *, devices=None) -> dict | None:
   eval_examples = pipeline.eval_examples(config)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split,
              "num_images": len(eval_examples)}
-  logger = RunLogger(workdir, config)
+  logger = RunLogger(workdir, config, start_step=start_step)
 
   def to_global(batch):
     return jax.tree.map(
@@ -129,6 +245,7 @@ def train_and_evaluate(config, workdir, *, devices=None) -> dict | None:
   last_log_time, last_log_step = time.perf_counter(), start_step
   bar = tqdm(total=config.num_train_steps, initial=start_step, disable=jax.process_index() != 0,
              desc=config.method, dynamic_ncols=True)
+  watcher = preemption.Watcher(preemption_signals).__enter__()  # left in the `finally` below
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
       batch = to_global(next(batches))
@@ -136,8 +253,9 @@ def train_and_evaluate(config, workdir, *, devices=None) -> dict | None:
       pending.append(step_metrics)
       bar.update(1)
       is_last = step == config.num_train_steps
-      do_ckpt = step % config.checkpoint_every_steps == 0 or is_last
-      do_eval = step % config.eval_every_steps == 0 or is_last
+      preempted = watcher.should_stop(step) and not is_last
+      do_ckpt = step % config.checkpoint_every_steps == 0 or is_last or preempted
+      do_eval = (step % config.eval_every_steps == 0 or is_last) and not preempted
       if step % config.log_every_steps == 0 or do_ckpt or do_eval:
         records = jax.device_get(pending)
         pending = []
@@ -156,9 +274,14 @@ def train_and_evaluate(config, workdir, *, devices=None) -> dict | None:
         logger.scalars(step, {f"eval/{system}/{m}": v for system, ms in means.items() for m, v in ms.items()})
         logger.images(step, grids)
         results = evaluation.write_results(workdir, config=config, step=step, means=means,
-                                           per_image=per_image, dataset=dataset, num_devices=mesh.size)
+                                           per_image=per_image, dataset=dataset, num_devices=mesh.size,
+                                           num_devices_available=len(available))
         last_log_time = time.perf_counter()  # evaluation time is not training throughput
+      if preempted:
+        logger.mark_preempting()
+        raise preemption.Preempted(step, watcher.received)
   finally:
+    watcher.__exit__()
     bar.close()
     manager.wait_until_finished()
     manager.close()

@@ -53,6 +53,8 @@ def load_source(data_config, split: str):
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices(f"build {data_config.name}")
+    # Other processes made their builder before process 0 wrote the data: read its info again.
+    builder = tfds.builder(data_config.name, data_dir=data_dir(data_config), file_format="array_record")
   if split not in builder.info.splits:
     raise KeyError(f"data set {data_config.name!r} has no split {split!r}; it has {list(builder.info.splits)}")
   return builder.as_data_source(split), builder.info
