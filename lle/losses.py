@@ -77,3 +77,34 @@ def hsv_color_loss(pred, target):
   loss_h = 1.0 - cosine_similarity(p[..., 0], t[..., 0])
   loss_s = 1.0 - cosine_similarity(p[..., 1], t[..., 1])
   return jnp.mean(loss_h + loss_s)
+
+
+PERCEPTUAL_DISTANCES = ("mse", "l2_over_chw")
+
+
+def perceptual(pred, target, *, features, layer: str, preprocess, distance: str = "mse"):
+  """Distance between VGG features of two RGB (or grey, [..., 1]) batches in [0, 1].
+
+  features: images -> {layer: features}, e.g. `lle.nn.vgg.frozen_features(params, ...)` (no gradient
+    reaches the weights); preprocess: the weights' input convention (`lle.weights.Preprocess`), applied
+    here so that callers pass [0, 1] images; grey inputs are repeated to 3 channels (Montulet &
+    Briassouli sec. 2.1 apply the loss to the lightness channel).
+  distance: 'mse', the mean over every feature element (Montulet & Briassouli sec. 2.1; DPED's code:
+    2 l2_loss / (N C H W)); 'l2_over_chw', per image ||psi(pred) - psi(target)||_2 / (C H W), averaged
+    over the batch (Adlakha et al. 2021 "Content loss", as written).
+  """
+  if pred.shape != target.shape:
+    raise ValueError(f"perceptual: pred {pred.shape} and target {target.shape} differ")
+  if pred.shape[-1] == 1:
+    pred, target = (jnp.repeat(x, 3, axis=-1) for x in (pred, target))
+  elif pred.shape[-1] != 3:
+    raise ValueError(f"perceptual: expected 1 or 3 channels, got {pred.shape}")
+  # Two passes rather than one on the concatenated batch: the target's needs no backward pass.
+  fp = features(preprocess(pred))[layer]
+  ft = jax.lax.stop_gradient(features(preprocess(target))[layer])
+  if distance == "mse":
+    return jnp.mean(jnp.square(fp - ft))
+  if distance == "l2_over_chw":
+    per_image = jnp.sqrt(jnp.sum(jnp.square(fp - ft), axis=(1, 2, 3)) + 1e-12)
+    return jnp.mean(per_image / (fp.shape[1] * fp.shape[2] * fp.shape[3]))
+  raise ValueError(f"unknown perceptual distance {distance!r}; expected one of {PERCEPTUAL_DISTANCES}")
