@@ -6,6 +6,8 @@ Variants (`--config=configs/itmn.py:VARIANT[,VARIANT]`):
   (none)    the paper's setting, sec. 3-4
   nodmse    Table 1 "NoDMSE": alpha = 0
   noadvreg  Table 1 "NoAdvReg": no discriminator, no adversarial regulariser
+  nonsat    not in the paper: G's adversarial term in the non-saturating form of Goodfellow et al. 2014
+  joint_bn  not in the paper: D normalises real and generated images as one batch
   demo      the embedded demo data, sized to train and evaluate in a few minutes on a laptop CPU
   tiny      a minimal model and data for tests
 """
@@ -49,12 +51,22 @@ def get_config(arg=None):
   d.negative_slope = 0.2
   d.bn_momentum = 0.9
   d.kernel_init = "normal_0.02"
+  # Not in the text: how D's batch norm sees real and generated images. "separate" (one pass each, each
+  # normalised by its own batch's statistics) is what the cited pix2pix [13] does (its reference code,
+  # junyanz/pytorch-CycleGAN-and-pix2pix `pix2pix_model.py`, calls netD on fake and real apart), and it is
+  # how G's step sees D (generated images only). "joint" (variant `joint_bn`): one pass over [real;
+  # fake]. Either way D always runs in training mode, so its running averages (updated twice per D step
+  # with "separate", once with "joint") never enter training or evaluation.
+  d.batches = "separate"
 
   l = c.loss = ml_collections.ConfigDict()
   l.lam = 1e4  # sec. 4: lambda, weight of the content loss in eq. 1
   l.alpha = 1e5  # sec. 4: alpha, weight of dMSE inside the content loss, eq. 2
   l.adversarial = True  # eq. 1: the generative adversarial regulariser R of eq. 3
   l.adversarial_weight = 1.0  # eq. 1 adds R with weight 1
+  # eq. 3-4: G minimises R, i.e. E[log D(G(L))] ("saturating": its gradient vanishes while D easily spots
+  # G's images). Variant `nonsat`: -E[log(1 - D(G(L)))], Goodfellow et al. 2014 sec. 3 (not in the paper).
+  l.generator_adversarial = "saturating"
   l.reduction = "mean"  # eq. 2's ||.||_F^2 as a per-element mean ("sum": per-image sum)
 
   o = c.optimizer = ml_collections.ConfigDict()  # shared by both networks (sec. 4)
@@ -82,6 +94,14 @@ def _nodmse(c):
 
 def _noadvreg(c):
   c.loss.adversarial = False
+
+
+def _nonsat(c):
+  c.loss.generator_adversarial = "non_saturating"
+
+
+def _joint_bn(c):
+  c.discriminator.batches = "joint"
 
 
 def _demo(c):
@@ -114,4 +134,5 @@ def _tiny(c):
   c.wandb.enabled = False
 
 
-VARIANTS = {"nodmse": _nodmse, "noadvreg": _noadvreg, "demo": _demo, "tiny": _tiny}
+VARIANTS = {"nodmse": _nodmse, "noadvreg": _noadvreg, "nonsat": _nonsat, "joint_bn": _joint_bn, "demo": _demo,
+            "tiny": _tiny}

@@ -41,6 +41,25 @@ def itmn_regularizer(real_logits, fake_logits):
   return real_term + jnp.mean(jax.nn.log_sigmoid(fake_logits))
 
 
+GENERATOR_ADVERSARIAL_FORMS = ("saturating", "non_saturating")
+
+
+def itmn_generator_adversarial(fake_logits, *, form: str, real_logits=None):
+  """The adversarial term the generator minimises, in Ning et al.'s convention (D = P(generated)).
+
+  'saturating': R itself (eq. 3-4), E[log D(G(L))] (+ E[log(1 - D(H))] when `real_logits` are given,
+  which matters only when D's batch statistics mix real and generated images). Its gradient
+  d log D / d logit = 1 - D vanishes when D is sure that G's images are generated: early in training.
+  'non_saturating': -E[log(1 - D(G(L)))], Goodfellow et al. 2014 sec. 3's fix: the same fixed point,
+  with a gradient of D that is largest exactly there.
+  """
+  if form == "saturating":
+    return itmn_regularizer(real_logits, fake_logits)
+  if form == "non_saturating":
+    return -jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+  raise ValueError(f"unknown loss.generator_adversarial {form!r}; expected one of {GENERATOR_ADVERSARIAL_FORMS}")
+
+
 def weighted_l1(pred, target, *, channel_weights):
   """Mean over every element of |pred - target| * w_c, the channel weight w broadcast over the last axis
   (Wang et al. 2018, GLADNet, eq. 1 with per-channel weights)."""

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lle import losses, methods
 from lle.methods import itmn
@@ -19,9 +20,11 @@ def _prob_fake(disc, images):
   return float(jax.nn.sigmoid(logits).mean())
 
 
-def test_generator_step_lowers_the_discriminators_fake_score():
-  """Eq. 3-4 sign convention: minimising R over G lowers D_k(G(L)), D's probability of 'generated'."""
-  config = load_config("configs/itmn.py:tiny")
+@pytest.mark.parametrize("variant", ["tiny", "tiny,nonsat", "tiny,joint_bn"])
+def test_generator_step_lowers_the_discriminators_fake_score(variant):
+  """Eq. 3-4 sign convention: minimising R over G lowers D_k(G(L)), D's probability of 'generated'; so does
+  the non-saturating form, and so do both with D's joint batch statistics."""
+  config = load_config(f"configs/itmn.py:{variant}")
   with config.unlocked():
     config.loss.lam = 0.0  # isolate the regulariser's gradient
     config.optimizer.learning_rate = 1e-2
@@ -47,7 +50,7 @@ def test_discriminator_step_raises_its_fake_score_on_generated_images():
   regularizer = lambda disc: float(losses.itmn_regularizer(itmn._apply_train(disc, disc.params, batch["target"])[0],
                                                           itmn._apply_train(disc, disc.params, fake)[0]))
   assert regularizer(new_state["disc"]) > regularizer(state["disc"])  # D ascends R (eq. 4)
-  assert set(metrics) >= {"g_loss", "d_loss", "mse", "dmse", "g_regularizer"}
+  assert set(metrics) >= {"g_loss", "d_loss", "mse", "dmse", "g_adversarial"}
 
 
 def test_noadvreg_has_no_discriminator_and_content_loss_falls():
@@ -77,3 +80,50 @@ def test_generator_output_shape_and_baselines():
   assert method.baselines["identity"](x) is x
   inv = method.baselines["inverse_reinhard"](x)
   assert inv.shape == x.shape and float(inv.min()) > 0 and float(inv.max()) < 1
+
+
+def test_non_saturating_form_keeps_the_gradient_where_the_saturating_one_vanishes():
+  """At D(G(L)) = sigmoid(6) (D sure that G's images are generated), d/dlogit of E[log D] is
+  (1 - sigmoid(6)) / n = 0.00247 / n, and of -E[log(1 - D)] it is sigmoid(6) / n = 0.99753 / n."""
+  logits = jnp.full((4,), 6.0)
+  sat = jax.grad(lambda z: losses.itmn_generator_adversarial(z, form="saturating"))(logits)
+  nonsat = jax.grad(lambda z: losses.itmn_generator_adversarial(z, form="non_saturating"))(logits)
+  np.testing.assert_allclose(np.asarray(sat), 0.0024726 / 4, rtol=1e-4)
+  np.testing.assert_allclose(np.asarray(nonsat), 0.9975274 / 4, rtol=1e-6)
+  # Values: log sigmoid(6) = -0.0024756; -log(1 - sigmoid(6)) = softplus(6) = 6.0024756.
+  assert float(losses.itmn_generator_adversarial(logits, form="saturating")) == pytest.approx(-0.0024756, rel=1e-4)
+  assert float(losses.itmn_generator_adversarial(logits, form="non_saturating")) == pytest.approx(6.0024756, rel=1e-6)
+  # With real logits, the saturating form is R of eq. 3 whole: + E[log(1 - D(H))] = log sigmoid(-l_real).
+  r = losses.itmn_generator_adversarial(logits, form="saturating", real_logits=jnp.zeros(4))
+  assert float(r) == pytest.approx(-0.0024756 + np.log(0.5), rel=1e-5)
+  with pytest.raises(ValueError, match="generator_adversarial 'nope'"):
+    losses.itmn_generator_adversarial(logits, form="nope")
+
+
+def _first_bn_mean(disc_params, images):
+  """Batch mean of D's first convolution (4x4, stride 2, padding 1, no bias), written out with lax."""
+  kernel = disc_params["Conv_0"]["kernel"]
+  out = jax.lax.conv_general_dilated(images, kernel, (2, 2), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return np.asarray(out.mean(axis=(0, 1, 2)))
+
+
+@pytest.mark.parametrize("batches", ["separate", "joint"])
+def test_discriminator_batch_statistics_are_separate_or_joint(batches):
+  """D's first batch norm after one D step (momentum m = 0.9, from zero): 'joint' updates once with the mean
+  over [real; fake], (1 - m) mu_joint; 'separate' twice, real then fake: m (1 - m) mu_real + (1 - m) mu_fake."""
+  config = load_config("configs/itmn.py:tiny")
+  with config.unlocked():
+    config.discriminator.batches = batches
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  batch = _batch(config)
+  new_state, _ = method.train_step(state, batch, jax.random.key(1))
+  fake = itmn._apply_train(new_state["gen"], new_state["gen"].params, batch["input"])[0]  # G_{k+1}(L)
+  d_params = state["disc"].params  # the statistics come from the forward pass before D's update
+  mu_real, mu_fake = _first_bn_mean(d_params, batch["target"]), _first_bn_mean(d_params, fake)
+  m = config.discriminator.bn_momentum
+  expected = (1 - m) * (mu_real + mu_fake) / 2 if batches == "joint" else m * (1 - m) * mu_real + (1 - m) * mu_fake
+  got = np.asarray(new_state["disc"].batch_stats["BatchNorm_0"]["mean"])
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+  assert np.abs(mu_real - mu_fake).max() > 1e-3  # the two readings differ on this batch
