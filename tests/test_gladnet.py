@@ -39,12 +39,24 @@ def test_parameter_count_matches_the_official_layer_list(variant, num_blocks):
   params = shapes["params"]
   assert _count(params) == expected
   assert len(params) == len(_official_layers(num_blocks))
-  # Glorot-uniform kernels and zero biases, as tf.layers.conv2d.
-  real = gladnet.network(config).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
-  assert all(float(jnp.abs(layer["bias"]).max()) == 0 for layer in real.values())
-  kernel = real["Conv_1"]["kernel"]
-  limit = np.sqrt(6 / (9 * 64 + 9 * 64))
-  assert float(jnp.abs(kernel).max()) <= limit and float(jnp.abs(kernel).max()) > 0.9 * limit
+
+
+def test_initialisation_is_glorot_in_the_code_and_he_in_the_paper():
+  """code: tf.layers.conv2d's Glorot uniform, |w| <= sqrt(6 / (fan_in + fan_out)). paper: He et al. 2015, a
+  Gaussian of std sqrt(2 / fan_in), not truncated (Keras' he_normal cuts at 2 std). Zero biases in both."""
+  fan = 9 * 64  # Conv_1: 3x3, 64 -> 64
+  for variant in ("code", "paper"):
+    config = load_config(f"configs/gladnet.py:{variant}")
+    params = gladnet.network(config).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    assert all(float(jnp.abs(layer["bias"]).max()) == 0 for layer in params.values())
+    kernel = np.asarray(params["Conv_1"]["kernel"])
+    if variant == "code":
+      limit = np.sqrt(6 / (fan + fan))
+      assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
+    else:
+      std = np.sqrt(2 / fan)
+      assert kernel.std() == pytest.approx(std, rel=0.02) and abs(kernel.mean()) < 0.02 * std
+      assert (np.abs(kernel) > 2.5 * std).mean() == pytest.approx(0.0124, abs=0.003)  # Gaussian tails
 
 
 def test_code_and_paper_variants_differ_as_documented():
@@ -55,6 +67,8 @@ def test_code_and_paper_variants_differ_as_documented():
   assert code.data.name == "lol/v1" and code.data.crop_size == 384 and code.batch_size == 8
   assert code.num_train_steps == 50 * (485 // 8)
   assert code.optimizer.schedule == "exponential" and code.optimizer.learning_rate == 1e-3
+  assert (code.model.kernel_init, paper.model.kernel_init) == ("glorot_uniform", "he_gaussian")
+  assert paper.optimizer.schedule == "step" and paper.data.name == code.data.name == "lol/v1"
   for spec in ("configs/gladnet.py:demo", "configs/gladnet.py:tiny", "configs/gladnet.py:paper,demo"):
     assert load_config(spec).data.name == "lle_demo/lowlight"
 
@@ -85,12 +99,14 @@ def test_weighted_l1_applies_weights_to_rgb_in_order():
         pytest.approx(w / 3, rel=1e-6)
 
 
-def test_learning_rate_decays_continuously():
-  config = load_config("configs/gladnet.py")
-  lr = optim.schedule(config.optimizer)
-  assert float(lr(0)) == pytest.approx(1e-3)
-  assert float(lr(50)) == pytest.approx(1e-3 * 0.96**0.5, rel=1e-6)
-  assert float(lr(300)) == pytest.approx(1e-3 * 0.96**3, rel=1e-6)
+def test_learning_rate_decays_continuously_in_the_code_and_by_steps_in_the_paper():
+  code = optim.schedule(load_config("configs/gladnet.py").optimizer)
+  assert float(code(0)) == pytest.approx(1e-3)
+  assert float(code(50)) == pytest.approx(1e-3 * 0.96**0.5, rel=1e-6)
+  assert float(code(300)) == pytest.approx(1e-3 * 0.96**3, rel=1e-6)
+  paper = optim.schedule(load_config("configs/gladnet.py:paper").optimizer)  # "multiply 0.96 after each 100 batch"
+  assert [float(paper(s)) for s in (0, 50, 99, 100, 199, 300)] == pytest.approx(
+      [1e-3, 1e-3, 1e-3, 0.96e-3, 0.96e-3, 0.96**3 * 1e-3], rel=1e-6)
 
 
 def test_training_lowers_the_loss():
