@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lle import losses, methods
+from lle import color, losses, methods
 from lle.methods import itmn
 from tests.conftest import load_config
 
@@ -127,3 +127,28 @@ def test_discriminator_batch_statistics_are_separate_or_joint(batches):
   got = np.asarray(new_state["disc"].batch_stats["BatchNorm_0"]["mean"])
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
   assert np.abs(mu_real - mu_fake).max() > 1e-3  # the two readings differ on this batch
+
+
+def _srgb_encode(linear):
+  """IEC 61966-2-1, written out (the inverse of what the baseline decodes)."""
+  linear = np.asarray(linear, np.float64)
+  return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def test_inverse_reinhard_baseline_values():
+  """LDR -> sRGB decode -> L = L_d / (1 - L_d) on luminance, RGB scaled by L / L_d -> x nits_per_unit -> PQ.
+  With 100 cd/m^2 per unit: a grey of linear 0.5 gives L = 1, 100 cd/m^2, PQ 0.508078; linear 10/11 gives
+  L = 10, 1000 cd/m^2, PQ 0.751827 (SMPTE ST 2084 reference points); a colour keeps its RGB ratios:
+  linear (0.6, 0.4, 0.2) has L_d = 0.42808, so every channel is scaled by 1 / (1 - L_d) = 1.748496."""
+  linear = np.asarray([[0.5, 0.5, 0.5], [10 / 11] * 3, [0.6, 0.4, 0.2]])
+  ldr = jnp.asarray(_srgb_encode(linear)[None, None], jnp.float32)
+  out = np.asarray(itmn.inverse_reinhard_baseline(ldr, nits_per_unit=100.0))[0, 0]
+  np.testing.assert_allclose(out[0], 0.508078, atol=2e-5)
+  np.testing.assert_allclose(out[1], 0.751827, atol=2e-5)
+  nits = np.asarray(color.pq_decode(jnp.asarray(out[2])))
+  np.testing.assert_allclose(nits, 100.0 * 1.748496 * linear[2], rtol=2e-4)
+  config = load_config("configs/itmn.py:tiny")
+  baseline = methods.get(config).baselines["inverse_reinhard"]
+  np.testing.assert_allclose(np.asarray(baseline(ldr))[0, 0, 0], float(color.pq_encode(200.0)), atol=2e-5)
+  assert config.eval.inverse_reinhard_nits_per_unit == 200.0
+

@@ -230,3 +230,21 @@ def test_up_convolution_is_a_2x2_stride_2_transposed_convolution():
         for b in range(2):
           ref[0, 2 * i + a, 2 * j + b] = x[0, i, j] @ k[a, b]
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_bicubic_baseline_values():
+  """The identity baseline upsamples 2x with Keys' cubic (a = -0.5, MATLAB's bicubic), half-pixel centres:
+  output 2i reads inputs i-2..i+1 at distances 1.75, 0.75, 0.25, 1.25, with weights -0.0234375, 0.2265625,
+  0.8671875, -0.0703125 (and output 2i + 1 the mirror image). A unit impulse at column 5 therefore
+  becomes, from output column 7 to 14: -0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875,
+  0.2265625, -0.0703125, -0.0234375; a constant stays constant up to the borders."""
+  config, method, _ = _tiny_state("le_dr_ff")
+  x = np.zeros((1, 4, 12, 3), np.float32)
+  x[:, :, 5] = 1.0
+  y = np.asarray(method.baselines["identity"](jnp.asarray(x)))
+  assert y.shape == (1, 8, 24, 3) and config.data.input_scale == 2
+  expected = np.zeros(24)
+  expected[7:15] = [-0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875, 0.2265625, -0.0703125, -0.0234375]
+  np.testing.assert_allclose(y[0, :, :, 1], np.broadcast_to(expected, (8, 24)), atol=1e-6)
+  flat = np.asarray(method.baselines["identity"](jnp.full((1, 5, 7, 3), 0.3)))
+  np.testing.assert_allclose(flat, 0.3, atol=1e-6)
