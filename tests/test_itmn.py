@@ -152,3 +152,25 @@ def test_inverse_reinhard_baseline_values():
   np.testing.assert_allclose(np.asarray(baseline(ldr))[0, 0, 0], float(color.pq_encode(200.0)), atol=2e-5)
   assert config.eval.inverse_reinhard_nits_per_unit == 200.0
 
+
+def test_content_loss_scaling_is_per_element_means_and_the_paper_alpha_hides_brightness():
+  """The chosen scaling of eq. 2 (per-element means on the PQ-coded image, `loss.reduction='mean'`), pinned
+  on 512x512 errors. A brightness offset of 0.1 costs MSE 0.01 and dMSE 0; a +-0.001 checkerboard costs
+  MSE 1e-6 and dMSE 2 x 0.002^2 = 8e-6 (every difference is 0.002). With the paper's alpha = 1e5 the
+  content loss prices the invisible checkerboard at 0.8, 80 x the visible offset (0.01); per-image sums
+  keep that ratio within (W - 1) / W."""
+  config = load_config("configs/itmn.py")
+  assert (config.loss.reduction, config.loss.alpha, config.loss.lam, config.data.target_encoding) == (
+      "mean", 1e5, 1e4, "pq")
+  target = jnp.full((1, 512, 512, 3), 0.5)
+  offset = target + 0.1
+  checker = target + 0.001 * jnp.asarray((-1.0) ** np.add.outer(np.arange(512), np.arange(512)))[None, :, :, None]
+  content = lambda pred, reduction: (losses.mse(pred, target, reduction=reduction)
+                                     + config.loss.alpha * losses.dmse(pred, target, reduction=reduction))
+  assert float(losses.mse(offset, target)) == pytest.approx(0.01, rel=1e-5)
+  assert float(losses.dmse(offset, target)) == pytest.approx(0.0, abs=1e-10)
+  assert float(losses.mse(checker, target)) == pytest.approx(1e-6, rel=1e-3)
+  assert float(losses.dmse(checker, target)) == pytest.approx(8e-6, rel=1e-3)
+  assert float(content(checker, "mean")) / float(content(offset, "mean")) == pytest.approx(80.0, rel=1e-3)
+  ratio_sum = float(content(checker, "sum")) / float(content(offset, "sum"))
+  assert ratio_sum == pytest.approx(80.0 * 511 / 512, rel=1e-3)
