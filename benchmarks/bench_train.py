@@ -2,9 +2,12 @@
 
   python benchmarks/bench_train.py                       # iTMN at the paper's size and at the demo size
   python benchmarks/bench_train.py --configs=configs/itmn.py:demo --steps=20
+  python benchmarks/bench_train.py --configs=configs/gladnet.py,configs/neid.py
 
-Runs the trainer's own jitted, sharded step on whatever devices are present, on synthetic batches (the
-input pipeline is measured separately), and prints a Markdown table. Peak memory is the devices' peak
+Runs the trainer's own jitted, sharded step on the devices the trainer would use (those the global batch
+divides over), on synthetic batches of the shapes the method's data recipe gives (NEID: input at
+1/`input_scale` of the target, plus the full-size `input_hr`; the input pipeline is measured
+separately), and prints a Markdown table. Peak memory is the devices' peak
 bytes in use where the backend reports it (GPU/TPU) and the process's peak RSS on CPU.
 """
 import sys
@@ -18,6 +21,16 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
 flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
+
+
+def batch_shapes(config) -> dict[str, tuple[int, ...]]:
+  """The shapes of one global training batch, as `lle.data.pipeline.train_dataset` makes them."""
+  crop, n = config.data.crop_size, config.batch_size
+  small = -(-crop // config.data.get("input_scale", 1))
+  shapes = {"input": (n, small, small, 3), "target": (n, crop, crop, 3)}
+  if config.data.get("recipe") == "neid":
+    shapes["input_hr"] = (n, crop, crop, 3)  # the full-size low-light patch DR may be supervised by
+  return shapes
 
 
 def bench(spec, steps, overrides):
@@ -35,17 +48,16 @@ def bench(spec, steps, overrides):
     for p in parents:
       node = node[p]
     node[leaf] = type(node[leaf])(eval(value)) if not isinstance(node[leaf], str) else value
-  mesh = train.make_mesh()
+  mesh = train.make_mesh(train.data_parallel_devices(config.batch_size))
   method = methods.get(config)
   state, _ = train.init_state(method, config, mesh)
   data = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
   step_fn = jax.jit(method.train_step, in_shardings=(replicated, data, replicated),
                     out_shardings=(replicated, replicated), donate_argnums=0)
-  size = config.data.crop_size
   rng = np.random.default_rng(0)
-  batch = {k: jax.device_put(rng.random((config.batch_size, size, size, 3), dtype=np.float32), data)
-           for k in ("input", "target")}
+  shapes = batch_shapes(config)
+  batch = {k: jax.device_put(rng.random(shape, dtype=np.float32), data) for k, shape in shapes.items()}
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch, jax.random.key(0)).compile()
   compile_s = time.perf_counter() - t0
@@ -57,14 +69,15 @@ def bench(spec, steps, overrides):
   jax.block_until_ready((state, m))
   step_s = (time.perf_counter() - t0) / steps
   peak, kind = peak_memory_mb()
-  return {"config": spec, "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
-          "batch": config.batch_size, "size": f"{size}x{size}", "images/s": config.batch_size / step_s,
+  size = "x".join(map(str, shapes["input"][1:3])) + " -> " + "x".join(map(str, shapes["target"][1:3]))
+  return {"config": spec, "devices": f"{mesh.size}x {jax.devices()[0].device_kind}",
+          "batch": config.batch_size, "size": size, "images/s": config.batch_size / step_s,
           "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})"}
 
 
 flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
 
-HEADER = ("| config | devices | batch | size | images/s | step ms | compile s | peak MB |\n"
+HEADER = ("| config | devices | batch | size (input -> target) | images/s | step ms | compile s | peak MB |\n"
           "|---|---|---|---|---|---|---|---|")
 
 

@@ -8,6 +8,8 @@ Variants (`--config=configs/neid.py:VARIANT[,VARIANT]`), the rows of Table 2:
   le_dr     LE + DR (no Feature Fusing)
   le        the LE branch alone (U-Net + sub-pixel 2x upsampling)
   unet      the U-Net baseline: the same codec at full input resolution, no upsampling module
+  dr_high   DR's MSE target is the normal-light image (eq. 3's I_GT read as eq. 2's), not the low-light one
+  hue_angle the colour loss takes hue as an angle (wraps around at red), not as a number (not in the paper)
   demo      the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
   tiny      a minimal model and data for tests
 """
@@ -48,12 +50,24 @@ def get_config(arg=None):
   m.kernel_init = "normal_0.02"  # sec. 3.2: zero-mean Gaussian, standard deviation 0.02 (bias constant 0)
 
   l = c.loss = ml_collections.ConfigDict()  # eq. 7: Huber + lambda_1 MSE(DR) + lambda_2 Color
-  l.huber_delta = 1.0  # not in the paper: TensorFlow's (and optax's) default delta
+  # Not in the paper (eq. 1-2 give no delta): TensorFlow's `tf.losses.huber_loss` default (the paper
+  # used TF, sec. 3.2). delta is in the images' units, and images here are in [0, 1], where no residual
+  # exceeds 1: with delta = 1 this Huber is exactly MSE / 2, and the robustness to outliers of sec. 2.3
+  # never engages. (On images kept in [0, 255], the same delta = 1 would act as 1/255 does here, nearly
+  # an L1 loss, with every term 255^2 larger.) Kept at 1 as the likeliest implementation; a sweep can set
+  # a smaller delta.
+  l.huber_delta = 1.0
   l.mse_weight = 0.1  # sec. 3.2: lambda_1
   l.color_weight = 0.1  # sec. 3.2: lambda_2
-  # eq. 3 compares I_DR with the same I_GT as eq. 2 ('high'); 'low' reads sec. 2.2's "apply
-  # super-resolution on low-light images" literally: DR reconstructs the full-size low patch.
-  l.dr_target = "high"
+  # DR's MSE target (eq. 3). 'low': the full-size low-light patch (`input_hr`), i.e. DR super-resolves the
+  # low-light input: sec. 2.2 "we apply super-resolution on low-light images to extract detail
+  # information, and these details will also be brightened by LE", and LE and DR are compared "to their
+  # respective ground truth images". Variant `dr_high`: eq. 3's I_GT read as eq. 2's normal-light image.
+  l.dr_target = "low"
+  # Eq. 5's hue H: 'number' (the value in [0, 1) that rgb_to_hsv gives, as the equation writes it; it
+  # ignores that hue wraps around at red). Variant `hue_angle`: hue as an angle (not in the paper).
+  # Both cosines (eq. 5-6) are taken per image over the whole channel (lle.losses.hsv_color_loss).
+  l.hue = "number"
 
   o = c.optimizer = ml_collections.ConfigDict()
   o.name = "adam"  # sec. 3.2
@@ -91,6 +105,14 @@ def _unet(c):
   c.data.input_scale = 1  # a plain U-Net: full-size input, same-size output
 
 
+def _dr_high(c):
+  c.loss.dr_target = "high"
+
+
+def _hue_angle(c):
+  c.loss.hue = "angle"
+
+
 def _demo(c):
   """A few minutes on a 2-core CPU: the embedded low-light pairs, 128x128 targets, narrow U-Net."""
   c.data.name = "lle_demo/lowlight"
@@ -117,4 +139,5 @@ def _tiny(c):
   c.wandb.enabled = False
 
 
-VARIANTS = {"le_dr_ff": _le_dr_ff, "le_dr": _le_dr, "le": _le, "unet": _unet, "demo": _demo, "tiny": _tiny}
+VARIANTS = {"le_dr_ff": _le_dr_ff, "le_dr": _le_dr, "le": _le, "unet": _unet, "dr_high": _dr_high,
+            "hue_angle": _hue_angle, "demo": _demo, "tiny": _tiny}

@@ -41,6 +41,25 @@ def itmn_regularizer(real_logits, fake_logits):
   return real_term + jnp.mean(jax.nn.log_sigmoid(fake_logits))
 
 
+GENERATOR_ADVERSARIAL_FORMS = ("saturating", "non_saturating")
+
+
+def itmn_generator_adversarial(fake_logits, *, form: str, real_logits=None):
+  """The adversarial term the generator minimises, in Ning et al.'s convention (D = P(generated)).
+
+  'saturating': R itself (eq. 3-4), E[log D(G(L))] (+ E[log(1 - D(H))] when `real_logits` are given,
+  which matters only when D's batch statistics mix real and generated images). Its gradient
+  d log D / d logit = 1 - D vanishes when D is sure that G's images are generated: early in training.
+  'non_saturating': -E[log(1 - D(G(L)))], Goodfellow et al. 2014 sec. 3's fix: the same fixed point,
+  with a gradient of D that is largest exactly there.
+  """
+  if form == "saturating":
+    return itmn_regularizer(real_logits, fake_logits)
+  if form == "non_saturating":
+    return -jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+  raise ValueError(f"unknown loss.generator_adversarial {form!r}; expected one of {GENERATOR_ADVERSARIAL_FORMS}")
+
+
 def weighted_l1(pred, target, *, channel_weights):
   """Mean over every element of |pred - target| * w_c, the channel weight w broadcast over the last axis
   (Wang et al. 2018, GLADNet, eq. 1 with per-channel weights)."""
@@ -50,7 +69,11 @@ def weighted_l1(pred, target, *, channel_weights):
 
 def huber(pred, target, *, delta: float = 1.0):
   """Huber 1964 on the residual a = target - pred, per element, averaged (Jiang et al. 2021, eq. 1-2):
-  a^2 / 2 where |a| <= delta, else delta (|a| - delta / 2)."""
+  a^2 / 2 where |a| <= delta, else delta (|a| - delta / 2).
+
+  `delta` is in the images' units: on images in [0, 1] every |a| <= 1, so delta >= 1 gives exactly
+  MSE / 2. For images scaled by k, huber(k x, k y, delta) = k^2 huber(x, y, delta / k).
+  """
   a = jnp.abs(target - pred)
   quadratic = jnp.minimum(a, delta)
   return jnp.mean(0.5 * quadratic**2 + delta * (a - quadratic))
@@ -67,14 +90,38 @@ def cosine_similarity(a, b, *, eps: float = 1e-12):
   return (dot + eps) / norm
 
 
-def hsv_color_loss(pred, target):
-  """Jiang et al. 2021 eq. 4-6: (1 - cos(H_p, H_gt)) + (1 - cos(S_p, S_gt)), cosine similarity of each
-  image's hue channel and of its saturation channel (in HSV), averaged over the batch. Hue is taken as a
-  plain number in [0, 1) as the equations state (not as an angle)."""
+HUE_FORMS = ("number", "angle")
+
+
+def _hue_on_circle(hsv):
+  """Hue as a point on the unit circle, (cos 2 pi h, sin 2 pi h), and (0, 0) where it is undefined (grey:
+  saturation 0), so that grey pixels count for nothing as they do with hue as a number."""
+  angle = 2.0 * jnp.pi * hsv[..., 0]
+  chromatic = (hsv[..., 1] > 0)[..., None]
+  return jnp.where(chromatic, jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1), 0.0)
+
+
+def hsv_color_loss(pred, target, *, hue: str = "number"):
+  """Jiang et al. 2021 eq. 4-6: (1 - cos(H_p, H_gt)) + (1 - cos(S_p, S_gt)), averaged over the batch.
+
+  cos is the cosine similarity of two images' channels, each channel taken as one vector (per pixel,
+  the cosine of two numbers would only compare their signs). `hue`: 'number' takes H as the number in
+  [0, 1) of `rgb_to_hsv` (as the equations write it; TensorFlow's `tf.image.rgb_to_hsv` gives the
+  same), which ignores that hue wraps around: 0.95 and 0.05 are two reds 0.1 turn apart, but far apart
+  as numbers. 'angle' takes each pixel's hue as a point on the unit circle (grey pixels: none), so the
+  hue term is 1 - the mean over chromatic pixels of cos(2 pi (h_p - h_gt)) (when both have the same
+  chromatic pixels).
+  """
   from lle import color
   p = color.rgb_to_hsv(jnp.clip(pred, 0.0, 1.0))
   t = color.rgb_to_hsv(jnp.clip(target, 0.0, 1.0))
-  loss_h = 1.0 - cosine_similarity(p[..., 0], t[..., 0])
+  if hue == "number":
+    hp, ht = p[..., 0], t[..., 0]
+  elif hue == "angle":
+    hp, ht = _hue_on_circle(p), _hue_on_circle(t)
+  else:
+    raise ValueError(f"unknown loss.hue {hue!r}; expected one of {HUE_FORMS}")
+  loss_h = 1.0 - cosine_similarity(hp, ht)
   loss_s = 1.0 - cosine_similarity(p[..., 1], t[..., 1])
   return jnp.mean(loss_h + loss_s)
 

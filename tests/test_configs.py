@@ -1,17 +1,83 @@
-import pytest
-from tests.conftest import load_config
+"""Every variant of every method's config: it loads with the run fields, builds its method's state, changes
+what it says it changes (or nothing, for the variant that names the default), and keeps that change when
+combined with `demo` or `tiny` the way sweeps combine them."""
+import importlib.util
+import os
 
+import jax
+import pytest
+
+from lle import methods
+from tests.conftest import REPO, load_config
 
 RUN_FIELDS = ("seed", "num_train_steps", "batch_size", "eval_every_steps", "checkpoint_every_steps")
+CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py")
+SIZE_VARIANTS = ("demo", "tiny")  # run sizes, not settings of the paper
+DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff"}  # name the default setting
 
 
-@pytest.mark.parametrize("spec", ["configs/itmn.py", "configs/itmn.py:nodmse", "configs/itmn.py:noadvreg",
-                                  "configs/itmn.py:demo", "configs/itmn.py:tiny", "configs/itmn.py:demo,nodmse"])
-def test_every_variant_loads_with_the_run_fields(spec):
+def _variants(path):
+  spec = importlib.util.spec_from_file_location("_variants_" + os.path.basename(path)[:-3], os.path.join(REPO, path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return tuple(module.VARIANTS)
+
+
+def _flat(config):
+  out = {}
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      if hasattr(value, "items"):
+        walk(value, f"{prefix}{key}.")
+      else:
+        out[prefix + key] = value
+  walk(config, "")
+  return out
+
+
+def _changed(a, b):
+  a, b = _flat(a), _flat(b)
+  return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+SETTINGS = [(path, v) for path in CONFIGS for v in _variants(path) if v not in SIZE_VARIANTS]
+SPECS = [spec for path in CONFIGS for spec in
+         (path, *(f"{path}:{v}" for v in _variants(path)), *(f"{path}:demo,{v}" for v in _variants(path)
+                                                            if v not in SIZE_VARIANTS))]
+
+
+def test_every_method_has_demo_tiny_and_settings():
+  for path in CONFIGS:
+    variants = _variants(path)
+    assert set(SIZE_VARIANTS) <= set(variants), path
+    assert len(variants) > len(SIZE_VARIANTS), path
+    assert load_config(path).method == os.path.basename(path)[:-3]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_variant_loads_with_the_run_fields_and_builds_its_state(spec):
   config = load_config(spec)
   for field in RUN_FIELDS:
     assert isinstance(config[field], int), field
   assert config.batch_size > 0 and config.num_train_steps > 0
+  assert config.eval_every_steps > 0 and config.checkpoint_every_steps > 0
+  state = jax.eval_shape(methods.get(config).init, jax.random.key(0))  # shapes only: no compile, no memory
+  assert jax.tree.leaves(state)
+
+
+@pytest.mark.parametrize("path,variant", SETTINGS)
+def test_each_setting_changes_the_config_and_survives_demo_and_tiny(path, variant):
+  changed = _changed(load_config(path), load_config(f"{path}:{variant}"))
+  if DEFAULT_VARIANTS.get(path) == variant:
+    assert not changed  # it names the default: loading the file alone gives the same config
+    return
+  assert changed, f"{path}:{variant} changes nothing"
+  for size in SIZE_VARIANTS:
+    sized, combined = load_config(f"{path}:{size}"), load_config(f"{path}:{size},{variant}")
+    want, got = _flat(load_config(f"{path}:{variant}")), _flat(combined)
+    assert {k: got[k] for k in changed} == {k: want[k] for k in changed}, (size, variant)
+    assert _changed(sized, combined) == changed, (size, variant)
 
 
 def test_paper_values_and_ablations():
@@ -25,6 +91,7 @@ def test_paper_values_and_ablations():
   assert combined.loss.alpha == 0.0 and combined.data.crop_size == 128
 
 
-def test_unknown_variant_names_the_choices():
+@pytest.mark.parametrize("path", CONFIGS)
+def test_unknown_variant_names_the_choices(path):
   with pytest.raises(ValueError, match="unknown config variant 'nope'.*demo"):
-    load_config("configs/itmn.py:nope")
+    load_config(f"{path}:nope")

@@ -39,12 +39,24 @@ def test_parameter_count_matches_the_official_layer_list(variant, num_blocks):
   params = shapes["params"]
   assert _count(params) == expected
   assert len(params) == len(_official_layers(num_blocks))
-  # Glorot-uniform kernels and zero biases, as tf.layers.conv2d.
-  real = gladnet.network(config).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
-  assert all(float(jnp.abs(layer["bias"]).max()) == 0 for layer in real.values())
-  kernel = real["Conv_1"]["kernel"]
-  limit = np.sqrt(6 / (9 * 64 + 9 * 64))
-  assert float(jnp.abs(kernel).max()) <= limit and float(jnp.abs(kernel).max()) > 0.9 * limit
+
+
+def test_initialisation_is_glorot_in_the_code_and_he_in_the_paper():
+  """code: tf.layers.conv2d's Glorot uniform, |w| <= sqrt(6 / (fan_in + fan_out)). paper: He et al. 2015, a
+  Gaussian of std sqrt(2 / fan_in), not truncated (Keras' he_normal cuts at 2 std). Zero biases in both."""
+  fan = 9 * 64  # Conv_1: 3x3, 64 -> 64
+  for variant in ("code", "paper"):
+    config = load_config(f"configs/gladnet.py:{variant}")
+    params = gladnet.network(config).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    assert all(float(jnp.abs(layer["bias"]).max()) == 0 for layer in params.values())
+    kernel = np.asarray(params["Conv_1"]["kernel"])
+    if variant == "code":
+      limit = np.sqrt(6 / (fan + fan))
+      assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
+    else:
+      std = np.sqrt(2 / fan)
+      assert kernel.std() == pytest.approx(std, rel=0.02) and abs(kernel.mean()) < 0.02 * std
+      assert (np.abs(kernel) > 2.5 * std).mean() == pytest.approx(0.0124, abs=0.003)  # Gaussian tails
 
 
 def test_code_and_paper_variants_differ_as_documented():
@@ -55,6 +67,8 @@ def test_code_and_paper_variants_differ_as_documented():
   assert code.data.name == "lol/v1" and code.data.crop_size == 384 and code.batch_size == 8
   assert code.num_train_steps == 50 * (485 // 8)
   assert code.optimizer.schedule == "exponential" and code.optimizer.learning_rate == 1e-3
+  assert (code.model.kernel_init, paper.model.kernel_init) == ("glorot_uniform", "he_gaussian")
+  assert paper.optimizer.schedule == "step" and paper.data.name == code.data.name == "lol/v1"
   for spec in ("configs/gladnet.py:demo", "configs/gladnet.py:tiny", "configs/gladnet.py:paper,demo"):
     assert load_config(spec).data.name == "lle_demo/lowlight"
 
@@ -85,12 +99,14 @@ def test_weighted_l1_applies_weights_to_rgb_in_order():
         pytest.approx(w / 3, rel=1e-6)
 
 
-def test_learning_rate_decays_continuously():
-  config = load_config("configs/gladnet.py")
-  lr = optim.schedule(config.optimizer)
-  assert float(lr(0)) == pytest.approx(1e-3)
-  assert float(lr(50)) == pytest.approx(1e-3 * 0.96**0.5, rel=1e-6)
-  assert float(lr(300)) == pytest.approx(1e-3 * 0.96**3, rel=1e-6)
+def test_learning_rate_decays_continuously_in_the_code_and_by_steps_in_the_paper():
+  code = optim.schedule(load_config("configs/gladnet.py").optimizer)
+  assert float(code(0)) == pytest.approx(1e-3)
+  assert float(code(50)) == pytest.approx(1e-3 * 0.96**0.5, rel=1e-6)
+  assert float(code(300)) == pytest.approx(1e-3 * 0.96**3, rel=1e-6)
+  paper = optim.schedule(load_config("configs/gladnet.py:paper").optimizer)  # "multiply 0.96 after each 100 batch"
+  assert [float(paper(s)) for s in (0, 50, 99, 100, 199, 300)] == pytest.approx(
+      [1e-3, 1e-3, 1e-3, 0.96e-3, 0.96e-3, 0.96**3 * 1e-3], rel=1e-6)
 
 
 def test_training_lowers_the_loss():
@@ -118,3 +134,70 @@ def test_tiny_run_through_the_trainer(tmp_path):
   assert saved["dataset"]["name"] == "lle_demo" and saved["dataset"]["config"] == "lowlight"
   assert set(saved["model"]) == {"psnr", "ssim"} and set(saved["baselines"]) == {"identity"}
   assert np.isfinite(saved["model"]["psnr"])
+
+
+# A float64 numpy transcription of the official `FG()` (weichen582/GLADNet `model.py`), written from its
+# TensorFlow 1 calls: `tf.layers.conv2d(x, n, 3, s, padding='same', activation=relu)` and
+# `tf.image.resize_nearest_neighbor` (legacy: source index floor(dst * in / out)).
+def _tf_conv_same(x, kernel, bias, stride):
+  """TF 'SAME' convolution of one image [H, W, C]: output ceil(H / s), padding (total // 2) before."""
+  h, w = x.shape[:2]
+  k = kernel.shape[0]
+  oh, ow = -(-h // stride), -(-w // stride)
+  ph, pw = max((oh - 1) * stride + k - h, 0), max((ow - 1) * stride + k - w, 0)
+  xp = np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+  out = np.zeros((oh, ow, kernel.shape[-1]))
+  for dy in range(k):
+    for dx in range(k):
+      patch = xp[dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
+      out += patch @ kernel[dy, dx]
+  return out + bias
+
+
+def _tf_resize_nearest(x, size):
+  h, w = x.shape[:2]
+  rows = np.minimum(np.floor(np.arange(size[0]) * (h / size[0])).astype(int), h - 1)
+  cols = np.minimum(np.floor(np.arange(size[1]) * (w / size[1])).astype(int), w - 1)
+  return x[rows][:, cols]
+
+
+def _official_fg(image, weights):
+  """FG(input_im) for one image; `weights[name] = (kernel, bias)` with the official layer names."""
+  relu = lambda v: np.maximum(v, 0.0)
+  conv = lambda x, name, stride=1: relu(_tf_conv_same(x, *weights[name], stride))
+  rs = _tf_resize_nearest(image, (96, 96))
+  p = [rs]
+  for i in range(1, 7):
+    p.append(conv(p[-1], f"p_conv{i}", 2))  # 48, 24, 12, 6, 3, 2
+  d = p[6]
+  for i, (skip, size) in enumerate(zip((p[5], p[4], p[3], p[2], p[1]), (3, 6, 12, 24, 48)), start=1):
+    d = conv(_tf_resize_nearest(d, (size, size)), f"p_deconv{i}") + skip
+  d = conv(_tf_resize_nearest(d, (96, 96)), "p_deconv6")
+  a = np.concatenate([_tf_resize_nearest(d, image.shape[:2]), image], axis=-1)
+  for i in range(1, 6):
+    a = conv(a, f"a_conv{i}")
+  return a
+
+
+def test_forward_pass_matches_a_numpy_transcription_of_the_official_fg():
+  """Same weights in both, so any difference in concat order, skip placement, resize indices or padding
+  shows: the output of our network equals the official graph's to float32 precision."""
+  config = load_config("configs/gladnet.py")  # the code's layout: 6 + 6 blocks, 96x96, 64 / 128 channels
+  module = gladnet.network(config)
+  image = np.random.default_rng(0).random((1, 37, 53, 3))
+  params = module.init(jax.random.key(0), jnp.zeros((1, 37, 53, 3)))["params"]
+  names = [f"p_conv{i}" for i in range(1, 7)] + [f"p_deconv{i}" for i in range(1, 7)] + \
+      [f"a_conv{i}" for i in range(1, 6)]
+  assert len(params) == len(names)
+  rng = np.random.default_rng(1)
+  weights, shared = {}, {}
+  for i, name in enumerate(names):  # Flax numbers the convolutions in the order FG() creates them
+    shape = params[f"Conv_{i}"]["kernel"].shape
+    kernel = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:3])), shape)
+    bias = rng.normal(0.0, 0.05, shape[-1])
+    weights[name] = (kernel, bias)
+    shared[f"Conv_{i}"] = {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+  ours = np.asarray(module.apply({"params": shared}, jnp.asarray(image, jnp.float32)))[0]
+  reference = _official_fg(image[0], weights)
+  assert reference.shape == ours.shape == (37, 53, 3) and reference.std() > 0.05
+  np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())

@@ -100,18 +100,22 @@ def test_gladnet_recipe_same_patch_and_transform_on_both():
 def test_neid_recipe_shapes_and_bicubic_input():
   transform = pipeline.RandomPatchPair(_data_config("neid", 256, input_scale=2))
   ex = _example(seed=1)
+  ex["low"] = ex["high"] // 4  # a darker, pixel-wise function of the target: a swap or misalignment shows
   out = transform.random_map(ex, np.random.default_rng(0))
   assert out["input"].shape == (128, 128, 3) and out["target"].shape == (256, 256, 3)
   assert out["input_hr"].shape == (256, 256, 3)
   again = transform.random_map(ex, np.random.default_rng(0))
   for k in out:
     np.testing.assert_array_equal(out[k], again[k])
-  # The input is MATLAB bicubic (antialiased) of the full-size low patch.
+  # `input_hr` is the full-size *low* patch at the target's place and orientation.
+  np.testing.assert_array_equal(np.round(out["input_hr"] * 255), np.round(out["target"] * 255) // 4)
+  # The input is MATLAB bicubic (antialiased) of that low patch, not of the target.
   ref = np.clip(np.asarray(imresize(jnp.moveaxis(jnp.asarray(out["input_hr"]), -1, 0), 0.5)), 0, 1)
   np.testing.assert_allclose(out["input"], np.moveaxis(ref, 0, -1), atol=1e-5)
-  # scale 1 (the plain U-Net ablation): the input is the patch itself.
+  # scale 1 (the plain U-Net ablation): the input is the low patch itself.
   same = pipeline.RandomPatchPair(_data_config("neid", 256, input_scale=1)).random_map(ex, np.random.default_rng(0))
   assert same["input"].shape == (256, 256, 3)
+  np.testing.assert_array_equal(np.round(same["input"] * 255), np.round(same["target"] * 255) // 4)
 
 
 def test_bicubic_downsample_odd_sizes_round_up():

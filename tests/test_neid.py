@@ -100,6 +100,64 @@ def test_huber_matches_optax():
     assert float(losses.huber(jnp.asarray(pred), jnp.asarray(target), delta=delta)) == pytest.approx(float(ref), rel=1e-6)
 
 
+def test_huber_delta_one_on_unit_range_images_is_half_mse_and_delta_scales_with_the_images():
+  rng = np.random.default_rng(0)
+  pred, target = jnp.asarray(rng.random((2, 6, 6, 3))), jnp.asarray(rng.random((2, 6, 6, 3)))
+  half_mse = 0.5 * float(losses.mse(pred, target))
+  assert float(losses.huber(pred, target, delta=1.0)) == pytest.approx(half_mse, rel=1e-6)  # never robust
+  assert float(losses.huber(pred, target, delta=0.3)) < 0.97 * half_mse  # residuals above 0.3: linear part
+  # The same images scaled by k = 255: delta = 1 there acts as delta = 1/255 here, and the loss is k^2 larger.
+  k = 255.0
+  assert float(losses.huber(k * pred, k * target, delta=1.0)) == pytest.approx(
+      k**2 * float(losses.huber(pred, target, delta=1.0 / k)), rel=1e-5)
+  config = load_config("configs/neid.py")
+  assert config.loss.huber_delta == 1.0
+
+
+def _two_pixel_images(h_pred, h_target, s=(0.8, 0.5), v=(0.9, 0.7)):
+  """Two-pixel RGB images [1, 1, 2, 3] with the given hues and the same saturation and value."""
+  rgb = lambda h: matplotlib.colors.hsv_to_rgb(np.stack([h, s, v], axis=-1)[None, None])
+  return jnp.asarray(rgb(np.asarray(h_pred))), jnp.asarray(rgb(np.asarray(h_target)))
+
+
+def test_color_loss_two_pixel_values_hue_as_number_and_as_angle():
+  """Hues (0.95, 0.25) against (0.05, 0.25), same saturations (so L_S = 0). As numbers (eq. 5 as written):
+  cos = (0.95 * 0.05 + 0.25^2) / (|(0.95, 0.25)| |(0.05, 0.25)|) = 0.11 / 0.250450 = 0.439210, L = 0.560790.
+  As angles: the first pixel's hues are 0.1 turn apart, the second's equal: cos = (cos(0.2 pi) + 1) / 2 =
+  0.904508, L = 0.095492. Cosines are over each image's channel as one vector, not per pixel."""
+  pred, target = _two_pixel_images((0.95, 0.25), (0.05, 0.25))
+  assert float(losses.hsv_color_loss(pred, target, hue="number")) == pytest.approx(0.560790, abs=1e-5)
+  assert float(losses.hsv_color_loss(pred, target, hue="angle")) == pytest.approx(0.095492, abs=1e-5)
+  # Saturation term alone: saturations (0.8, 0.5) against (0.4, 0.5): 1 - 0.57 / (0.943398 * 0.640312) = 0.056400.
+  pred, target = _two_pixel_images((0.3, 0.6), (0.3, 0.6), s=(0.8, 0.5))[0], _two_pixel_images(
+      (0.3, 0.6), (0.3, 0.6), s=(0.4, 0.5))[0]
+  for hue in ("number", "angle"):
+    assert float(losses.hsv_color_loss(pred, target, hue=hue)) == pytest.approx(1 - 0.57 / (0.943398 * 0.640312), abs=2e-5)
+  # A batch of two is the mean of the two images' losses (per image, not one vector over the batch).
+  a, b = _two_pixel_images((0.95, 0.25), (0.05, 0.25))
+  both = losses.hsv_color_loss(jnp.concatenate([a, pred]), jnp.concatenate([b, target]), hue="number")
+  assert float(both) == pytest.approx((0.560790 + 1 - 0.57 / (0.943398 * 0.640312)) / 2, abs=2e-5)
+  with pytest.raises(ValueError, match="loss.hue 'nope'"):
+    losses.hsv_color_loss(a, b, hue="nope")
+  assert load_config("configs/neid.py").loss.hue == "number"
+  assert load_config("configs/neid.py:hue_angle").loss.hue == "angle"
+
+
+def test_dr_branch_is_supervised_by_the_full_size_low_light_patch():
+  """Default `dr_target='low'`: MSE(DR, input_hr) (sec. 2.2: super-resolution of the low-light image);
+  `dr_high`: MSE(DR, normal-light target)."""
+  rng = np.random.default_rng(0)
+  le, dr = (jnp.asarray(rng.random((2, 8, 8, 3), dtype=np.float32)) for _ in range(2))
+  batch = {"target": jnp.asarray(rng.random((2, 8, 8, 3), dtype=np.float32)),
+           "input_hr": jnp.asarray(rng.random((2, 8, 8, 3), dtype=np.float32) * 0.2)}
+  _, low = neid.loss_terms(le, dr, batch, config=load_config("configs/neid.py"))
+  _, high = neid.loss_terms(le, dr, batch, config=load_config("configs/neid.py:dr_high"))
+  assert float(low["mse_dr"]) == pytest.approx(float(jnp.mean((dr - batch["input_hr"]) ** 2)), rel=1e-6)
+  assert float(high["mse_dr"]) == pytest.approx(float(jnp.mean((dr - batch["target"]) ** 2)), rel=1e-6)
+  with pytest.raises(KeyError, match="input_hr"):
+    neid.loss_terms(le, dr, {"target": batch["target"]}, config=load_config("configs/neid.py"))
+
+
 def test_rgb_to_hsv_matches_matplotlib():
   rng = np.random.default_rng(0)
   rgb = rng.random((64, 3))
@@ -107,18 +165,20 @@ def test_rgb_to_hsv_matches_matplotlib():
   np.testing.assert_allclose(np.asarray(color.rgb_to_hsv(rgb)), matplotlib.colors.rgb_to_hsv(rgb), atol=1e-6)
 
 
-def test_color_loss_zero_positive_and_finite_on_grey():
+@pytest.mark.parametrize("hue", ["number", "angle"])
+def test_color_loss_zero_positive_and_finite_on_grey(hue):
+  loss = lambda a, b: losses.hsv_color_loss(a, b, hue=hue)
   rng = np.random.default_rng(0)
   img = jnp.asarray(rng.random((2, 8, 8, 3), dtype=np.float32))
-  assert float(losses.hsv_color_loss(img, img)) == pytest.approx(0.0, abs=1e-6)
+  assert float(loss(img, img)) == pytest.approx(0.0, abs=1e-6)
   shifted = img[..., jnp.array([1, 2, 0])]  # a hue rotation by a third of a turn, same saturation
-  assert float(losses.hsv_color_loss(shifted, img)) > 0.05
+  assert float(loss(shifted, img)) > 0.05
   grey = jnp.full((2, 8, 8, 3), 0.4).at[:, :4].set(jnp.asarray(rng.random((2, 4, 8, 1)), jnp.float32))
   black = jnp.zeros((2, 8, 8, 3))
   for a, b in ((grey, img), (img, grey), (grey, grey), (black, img), (black, black)):
-    value, grad = jax.value_and_grad(losses.hsv_color_loss)(a, b)
+    value, grad = jax.value_and_grad(loss)(a, b)
     assert np.isfinite(float(value)) and bool(jnp.all(jnp.isfinite(grad)))
-  assert float(losses.hsv_color_loss(grey, grey)) == pytest.approx(0.0, abs=1e-6)
+  assert float(loss(grey, grey)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_depth_to_space_layout():
@@ -170,3 +230,21 @@ def test_up_convolution_is_a_2x2_stride_2_transposed_convolution():
         for b in range(2):
           ref[0, 2 * i + a, 2 * j + b] = x[0, i, j] @ k[a, b]
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_bicubic_baseline_values():
+  """The identity baseline upsamples 2x with Keys' cubic (a = -0.5, MATLAB's bicubic), half-pixel centres:
+  output 2i reads inputs i-2..i+1 at distances 1.75, 0.75, 0.25, 1.25, with weights -0.0234375, 0.2265625,
+  0.8671875, -0.0703125 (and output 2i + 1 the mirror image). A unit impulse at column 5 therefore
+  becomes, from output column 7 to 14: -0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875,
+  0.2265625, -0.0703125, -0.0234375; a constant stays constant up to the borders."""
+  config, method, _ = _tiny_state("le_dr_ff")
+  x = np.zeros((1, 4, 12, 3), np.float32)
+  x[:, :, 5] = 1.0
+  y = np.asarray(method.baselines["identity"](jnp.asarray(x)))
+  assert y.shape == (1, 8, 24, 3) and config.data.input_scale == 2
+  expected = np.zeros(24)
+  expected[7:15] = [-0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875, 0.2265625, -0.0703125, -0.0234375]
+  np.testing.assert_allclose(y[0, :, :, 1], np.broadcast_to(expected, (8, 24)), atol=1e-6)
+  flat = np.asarray(method.baselines["identity"](jnp.full((1, 5, 7, 3), 0.3)))
+  np.testing.assert_allclose(flat, 0.3, atol=1e-6)

@@ -50,11 +50,35 @@ def _apply_train(net: NetState, params, images):
   return out, updates["batch_stats"]
 
 
+DISCRIMINATOR_BATCHES = ("separate", "joint")
+
+
+def discriminate(disc: NetState, params, real, fake, *, batches: str):
+  """D's logits on real and generated images in training mode, and D's updated batch statistics.
+
+  'separate': one pass per kind, each normalised by its own batch's statistics; the running statistics
+  are updated after each pass (twice per call). 'joint': one pass over [real; fake], whose statistics
+  mix both kinds; one update. `real=None` (separate only): the generated images alone.
+  """
+  if batches == "separate":
+    stats = disc.batch_stats
+    real_logits = None
+    if real is not None:
+      real_logits, stats = _apply_train(disc, params, real)
+    fake_logits, stats = _apply_train(disc.replace(batch_stats=stats), params, fake)
+    return real_logits, fake_logits, stats
+  if batches == "joint":
+    logits, stats = _apply_train(disc, params, jnp.concatenate([real, fake], axis=0))
+    return logits[:real.shape[0]], logits[real.shape[0]:], stats
+  raise ValueError(f"unknown discriminator.batches {batches!r}; expected one of {DISCRIMINATOR_BATCHES}")
+
+
 def train_step(state, batch, rng, *, config):
   del rng  # iTMN's networks have no dropout or noise
   lc = config.loss
   ldr, hdr = batch["input"], batch["target"]
   gen, disc = state["gen"], state.get("disc")
+  d_batches = config.discriminator.batches if disc is not None else None
 
   def gen_loss(params):
     fake, g_stats = _apply_train(gen, params, ldr)
@@ -64,11 +88,15 @@ def train_step(state, batch, rng, *, config):
     terms = {"mse": mse, "dmse": dmse, "content": content}
     loss = lc.lam * content
     if disc is not None:
-      # D_k judges G's output in training mode; its statistics are updated by its own step below.
-      fake_logits, _ = _apply_train(disc, disc.params, fake)
-      reg = losses.itmn_regularizer(None, fake_logits)  # E[log(1 - D(H))] does not depend on G
-      loss = loss + lc.adversarial_weight * reg
-      terms["g_regularizer"] = reg
+      # D_k judges G's output in training mode; D's statistics are updated by its own step below. With
+      # separate batches E[log(1 - D(H))] does not depend on G and is left out; with a joint batch it
+      # does (through the shared statistics), and R is taken whole.
+      real_logits, fake_logits, _ = discriminate(disc, disc.params, hdr if d_batches == "joint" else None,
+                                                 fake, batches=d_batches)
+      adv = losses.itmn_generator_adversarial(fake_logits, form=lc.generator_adversarial,
+                                              real_logits=real_logits)
+      loss = loss + lc.adversarial_weight * adv
+      terms["g_adversarial"] = adv
     return loss, (g_stats, terms)
 
   (g_loss, (g_stats, metrics)), g_grads = jax.value_and_grad(gen_loss, has_aux=True)(gen.params)
@@ -81,8 +109,7 @@ def train_step(state, batch, rng, *, config):
     fake = jax.lax.stop_gradient(fake)
 
     def disc_loss(params):
-      real_logits, stats = _apply_train(disc, params, hdr)
-      fake_logits, stats = _apply_train(disc.replace(batch_stats=stats), params, fake)
+      real_logits, fake_logits, stats = discriminate(disc, params, hdr, fake, batches=d_batches)
       reg = losses.itmn_regularizer(real_logits, fake_logits)
       return -reg, (stats, jax.nn.sigmoid(real_logits).mean(), jax.nn.sigmoid(fake_logits).mean())
 

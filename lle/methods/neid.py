@@ -35,12 +35,15 @@ def loss_terms(le, dr, batch, *, config):
   lc = config.loss
   target = batch["target"]
   terms = {"huber": losses.huber(le, target, delta=lc.huber_delta),
-           "color": losses.hsv_color_loss(le, target)}
+           "color": losses.hsv_color_loss(le, target, hue=lc.hue)}
   loss = terms["huber"] + lc.color_weight * terms["color"]
   if dr is not None:
+    if lc.dr_target not in ("low", "high"):
+      raise ValueError(f"unknown config.loss.dr_target {lc.dr_target!r}; expected 'low' or 'high'")
     dr_target = {"high": target, "low": batch.get("input_hr")}[lc.dr_target]
     if dr_target is None:
-      raise KeyError("config.loss.dr_target='low' needs the batch key 'input_hr' (the 'neid' data recipe)")
+      raise KeyError("config.loss.dr_target='low' needs the batch key 'input_hr' (the full-size low-light "
+                     f"patch of the 'neid' data recipe); the batch has {sorted(batch)}")
     terms["mse_dr"] = losses.mse(dr, dr_target)
     loss = loss + lc.mse_weight * terms["mse_dr"]
   return loss, terms

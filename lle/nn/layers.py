@@ -67,12 +67,15 @@ class ConvTranspose2x(nn.Module):
 
 
 def initializer(name: str):
-  """Kernel initialiser by config name: 'normal_0.02' (DCGAN/pix2pix), 'glorot_uniform', 'he_normal',
-  'lecun_normal' (Flax default)."""
+  """Kernel initialiser by config name: 'normal_0.02' (DCGAN/pix2pix), 'glorot_uniform' (TensorFlow's
+  default), 'he_gaussian' (He et al. 2015 sec. 2.2: zero-mean Gaussian, std sqrt(2 / fan_in), fan_in =
+  k * k * in_channels, not truncated), 'he_normal' (Keras' truncated form of it), 'lecun_normal' (Flax
+  default)."""
   if name.startswith("normal_"):
     return nn.initializers.normal(stddev=float(name.split("_", 1)[1]))
   table = {
       "glorot_uniform": nn.initializers.glorot_uniform(),
+      "he_gaussian": nn.initializers.variance_scaling(2.0, "fan_in", "normal"),
       "he_normal": nn.initializers.he_normal(),
       "lecun_normal": nn.initializers.lecun_normal(),
   }

@@ -1,0 +1,36 @@
+"""`--mode=eval` with and without `--checkpoint_step`: a saved checkpoint scores what the run scored at
+that step (tiny iTMN)."""
+import json
+import subprocess
+import sys
+
+from lle import train
+from tests.conftest import REPO
+from tests.test_train import _tiny
+
+
+def _eval_records(workdir):
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return {r["step"]: r for r in records if "eval/model/psnr" in r}
+
+
+def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
+  config = _tiny(num_train_steps=4, eval_every_steps=2, checkpoint_every_steps=2)
+  train.train_and_evaluate(config, tmp_path)
+  during = _eval_records(tmp_path)
+  assert sorted(during) == [2, 4] and during[2]["eval/model/psnr"] != during[4]["eval/model/psnr"]
+
+  args = [sys.executable, "-m", "lle.main", "--mode=eval", "--config=configs/itmn.py:tiny", f"--workdir={tmp_path}"]
+  out = subprocess.run([*args, "--checkpoint_step=2"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["step"] == 2 and "step 2: model" in out.stdout
+  for metric in ("psnr", "ssim", "mpsnr"):
+    assert abs(results["model"][metric] - during[2][f"eval/model/{metric}"]) < 1e-5, metric
+
+  out = subprocess.run([*args, "--checkpoint_step=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode != 0 and "no checkpoint for step 3" in out.stderr and "[2, 4]" in out.stderr
+
+  latest = train.evaluate_checkpoint(config, tmp_path)  # what --mode=eval does without --checkpoint_step
+  assert latest["step"] == 4
+  assert abs(latest["model"]["psnr"] - during[4]["eval/model/psnr"]) < 1e-5
