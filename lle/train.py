@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
@@ -79,10 +78,8 @@ def restore(manager, abstract_state, step=None):
     try:
       state = manager.restore(candidate, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # Orbax/TensorStore raise many types for a damaged file
-      logging.warning("checkpoint %s is unreadable (%s: %s); trying the one before",
-                      manager.directory / str(candidate), type(e).__name__, str(e)[:300])
       print(f"warning: checkpoint {manager.directory / str(candidate)} is unreadable "
-            f"({type(e).__name__}); trying the one before", flush=True)
+            f"({type(e).__name__}: {str(e)[:300]}); trying the one before", flush=True)
       unreadable.append((candidate, e))
       continue
     _set_aside(manager, [s for s, _ in unreadable])
