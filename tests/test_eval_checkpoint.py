@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from lle import train
 from tests.conftest import REPO
 from tests.test_train import _tiny
@@ -28,9 +30,8 @@ def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
   for metric in ("psnr", "ssim", "mpsnr"):
     assert abs(results["model"][metric] - during[2][f"eval/model/{metric}"]) < 1e-5, metric
 
-  out = subprocess.run([*args, "--checkpoint_step=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert out.returncode != 0 and "no checkpoint for step 3" in out.stderr and "[2, 4]" in out.stderr
-
+  with pytest.raises(FileNotFoundError, match=r"no checkpoint for step 3 .*saved steps: \[2, 4\]"):
+    train.evaluate_checkpoint(config, tmp_path, step=3)
   latest = train.evaluate_checkpoint(config, tmp_path)  # what --mode=eval does without --checkpoint_step
   assert latest["step"] == 4
   assert abs(latest["model"]["psnr"] - during[4]["eval/model/psnr"]) < 1e-5
