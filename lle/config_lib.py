@@ -29,6 +29,11 @@ def base(method: str) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_images_to_save = 3  # input | output | target grids written at each evaluation
+  # Held-out images per model call, spread over the devices (None: one per device). Not in the papers.
+  c.eval.batch_size = config_dict.placeholder(int)
+  # Images larger than this (plus the method's halo) are evaluated window by window (lle.tiling): the
+  # same scores in bounded memory. Not in the papers; None evaluates every image in one pass.
+  c.eval.tile_size = 1024
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.enabled = True

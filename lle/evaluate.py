@@ -63,36 +63,124 @@ def pad_to_multiple(images, multiple: int):
   return jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
 
 
-def evaluate(method, state, examples, config, *, predict=None):
-  """Scores the model and every baseline on each example at full size.
+class Evaluator:
+  """Scores the model and every baseline of a method on an `lle.data.pipeline.EvalSet`, at full size.
 
-  Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target grid}).
+  The split streams in same-shape batches of `config.eval.batch_size` images (default: one per device),
+  the last batch of each size filled up with repeats, so the model, each baseline and each metric
+  compile once per image shape and batch, and keep their compilations across evaluations. The model's
+  batch is sharded over every device. An image larger than a window of `config.eval.tile_size` (plus the
+  method's halo) runs window by window (`lle.tiling`, the same result in bounded memory); its windows
+  have one shape whatever the image's size.
   """
-  predict = predict or jax.jit(method.predict)
-  fns = metric_fns(config)
-  systems = {"model": lambda x: predict(state, x), **{k: jax.jit(f) for k, f in method.baselines.items()}}
-  per_image = {name: {} for name in systems}
-  grids = {}
-  for i, ex in enumerate(examples):
-    x = jnp.asarray(ex["input"][None])
-    target = jnp.asarray(ex["target"][None])
-    h, w = target.shape[1:3]  # outputs are cropped to the target: padding, or a larger (2x) output
-    for name, fn in systems.items():
-      xin = pad_to_multiple(x, method.size_multiple) if name == "model" else x
-      out = fn(xin)
-      if out.shape[1] < h or out.shape[2] < w:
-        raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {ex['name']!r} is smaller "
-                         f"than its target {h}x{w}")
-      out = jnp.clip(out[:, :h, :w], 0.0, 1.0)
-      per_image[name][ex["name"]] = {col: float(v[0]) for f in fns.values() for col, v in f(out, target).items()}
-      if name == "model" and i < config.eval.num_images_to_save:
-        shown = ex["input"]
-        if shown.shape != ex["target"].shape:  # e.g. a low-resolution input: show it at the target's size
-          shown = np.asarray(jax.image.resize(shown, ex["target"].shape, "nearest"))
-        grids[ex["name"]] = np.concatenate([shown, np.asarray(out[0]), ex["target"]], axis=1)
-  means = {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
-           for name, scores in per_image.items() if scores}
-  return means, per_image, grids
+
+  def __init__(self, method, config, *, mesh=None):
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from lle import tiling
+    self.method, self.config = method, config
+    self.mesh = mesh if mesh is not None else Mesh(np.asarray(jax.devices()), ("data",))
+    batch = config.eval.get("batch_size") or self.mesh.size
+    self.batch = -(-batch // self.mesh.size) * self.mesh.size  # whole batches per device
+    self.sharding = NamedSharding(self.mesh, P("data"))
+    self.predict = jax.jit(method.predict)
+    self.baselines = {k: jax.jit(f) for k, f in method.baselines.items()}
+    self.metrics = metric_fns(config)
+    tile = config.eval.get("tile_size")
+    self.tiled = None
+    if tile and method.tiling is not None:
+      self.tiled = tiling.TiledPredictor(method, None, tile=tile)
+      self.window = self.tiled.tile + 2 * self.tiled.halo
+
+  def _to_devices(self, x: np.ndarray):
+    if jax.process_count() == 1:
+      return jax.device_put(x, self.sharding)
+    rows = x.shape[0] // jax.process_count()
+    start = jax.process_index() * rows
+    return jax.make_array_from_process_local_data(self.sharding, x[start:start + rows])
+
+  @staticmethod
+  def _to_host(y) -> np.ndarray:
+    if jax.process_count() == 1:
+      return np.asarray(y)
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(y, tiled=True))
+
+  def model_outputs(self, state, inputs: np.ndarray, n: int) -> np.ndarray:
+    """inputs [B, h, w, C] (B = self.batch; the first n real, the rest repeats) -> the model's outputs,
+    at least s h x s w (padding is cropped later, with the rest, to the target's size)."""
+    multiple = self.method.size_multiple
+    h, w = inputs.shape[1:3]
+    padded_h, padded_w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if self.tiled is not None and max(padded_h, padded_w) > self.window:
+      outputs = [self.tiled(image, state=state) for image in inputs[:n]]
+      return np.stack(outputs + outputs[-1:] * (len(inputs) - n))
+    x = np.asarray(pad_to_multiple(inputs, multiple))
+    return self._to_host(self.predict(state, self._to_devices(x)))
+
+  def __call__(self, state, eval_set):
+    """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target})."""
+    shown = set(eval_set.names[:self.config.eval.num_images_to_save])
+    systems = ["model", *self.baselines]
+    per_image = {name: {} for name in systems}
+    grids = {}
+    for examples in eval_set.batches(self.batch):
+      n = len(examples)
+      filled = examples + [examples[-1]] * (self.batch - n)
+      inputs = np.stack([e["input"] for e in filled])
+      targets = jnp.asarray(np.stack([e["target"] for e in filled]))
+      h, w = targets.shape[1:3]  # outputs are cropped to the target: padding, or a larger (2x) output
+      for name in systems:
+        out = self.model_outputs(state, inputs, n) if name == "model" else self.baselines[name](jnp.asarray(inputs))
+        if out.shape[1] < h or out.shape[2] < w:
+          raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
+                           f"smaller than its target {h}x{w}")
+        out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
+        scores = {col: np.asarray(v) for f in self.metrics.values() for col, v in f(out, targets).items()}
+        for i, e in enumerate(examples):
+          per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+          if name == "model" and e["name"] in shown:
+            grids[e["name"]] = _grid(e, np.asarray(out[i]))
+    per_image = {name: dict(sorted(scores.items())) for name, scores in per_image.items()}
+    means = {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
+             for name, scores in per_image.items() if scores}
+    return means, per_image, grids
+
+
+def _grid(example, output):
+  """input | output | target side by side; a low-resolution input is shown at the target's size."""
+  shown = example["input"]
+  if shown.shape != example["target"].shape:
+    shown = np.asarray(jax.image.resize(shown, example["target"].shape, "nearest"))
+  return np.concatenate([shown, output, example["target"]], axis=1)
+
+
+class ExampleList:
+  """Examples already in memory ({'input', 'target', 'name'} dicts) with the `EvalSet` interface."""
+
+  def __init__(self, examples):
+    self.examples = sorted(examples, key=lambda e: e["name"])
+    self.names = [e["name"] for e in self.examples]
+
+  def __len__(self):
+    return len(self.examples)
+
+  def batches(self, size):
+    buckets = {}
+    for e in self.examples:
+      buckets.setdefault((e["input"].shape, e["target"].shape), []).append(e)
+    for group in buckets.values():
+      for start in range(0, len(group), size):
+        yield group[start:start + size]
+
+
+def evaluate(method, state, eval_set, config):
+  """One evaluation with a fresh `Evaluator` (a training run keeps one, and its compilations).
+  `eval_set`: an `EvalSet`, or a list of examples."""
+  if isinstance(eval_set, (list, tuple)):
+    eval_set = ExampleList(eval_set)
+  return Evaluator(method, config)(state, eval_set)
 
 
 def code_version() -> dict:

@@ -225,12 +225,12 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   train_step = jax.jit(_with_finiteness(method.train_step),
                        in_shardings=(replicated, data_sharding, replicated),
                        out_shardings=(replicated, replicated), donate_argnums=0)
-  predict = jax.jit(method.predict)
+  evaluator = evaluation.Evaluator(method, config, mesh=mesh)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   batches = pipeline.train_iterator(config, start_step)
-  eval_examples = pipeline.eval_examples(config)
+  eval_set = pipeline.eval_set(config)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split,
-             "num_images": len(eval_examples)}
+             "num_images": len(eval_set)}
   logger = RunLogger(workdir, config, start_step=start_step)
 
   def to_global(batch):
@@ -267,7 +267,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
       if do_ckpt:
         manager.save(step, args=ocp.args.StandardSave(state))
       if do_eval:
-        means, per_image, grids = evaluation.evaluate(method, state, eval_examples, config, predict=predict)
+        means, per_image, grids = evaluator(state, eval_set)
         logger.scalars(step, {f"eval/{system}/{m}": v for system, ms in means.items() for m, v in ms.items()})
         logger.images(step, grids)
         results = evaluation.write_results(workdir, config=config, step=step, means=means,
@@ -296,9 +296,9 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None) -> dict | N
   manager.close()
   if state is None:
     raise FileNotFoundError(f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}; train first")
-  examples = pipeline.eval_examples(config)
-  means, per_image, _ = evaluation.evaluate(method, state, examples, config)
-  dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(examples)}
+  eval_set = pipeline.eval_set(config)
+  means, per_image, _ = evaluation.Evaluator(method, config, mesh=mesh)(state, eval_set)
+  dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
                                   dataset=dataset, num_devices=mesh.size)
 
