@@ -67,6 +67,11 @@ def get_config(arg=None):
 
   e = c.eval
   e.metrics = ("psnr", "ssim")  # the metrics NEID Table 1 reports for GLADNet on LOL
+  # code: test results are saved by utils.save_images, np.clip(x * 255, 0, 255).astype('uint8') (truncated)
+  e.quantize_8bit = True
+  e.quantize_rounding = "floor"
+  e.color = "rgb"  # not in the paper (it reports no PSNR / SSIM): all channels, as NEID Table 1's LOL scores
+  e.ssim_window = "gaussian"  # not in the paper: Wang et al. 2004's ssim_index
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
   return config_lib.apply_variants(c, arg, VARIANTS)

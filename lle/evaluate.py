@@ -4,7 +4,8 @@
   {"config": {...}, "step": N, "model": {metric: mean, ...},
    "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
-   "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version}}
+   "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
+   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window"}}
 """
 import functools
 import json
@@ -17,6 +18,11 @@ from etils import epath
 
 import lle
 from lle import color, metrics
+from lle.metrics import fidelity
+
+# Allowed values of each scoring convention, the default first (see lle.config_lib.base).
+CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
+               "ssim_window": ("gaussian", "matlab")}
 
 
 def _decode_linear(x, data_config, reference_nits, *, absolute=False):
@@ -28,19 +34,61 @@ def _decode_linear(x, data_config, reference_nits, *, absolute=False):
   return linear * reference_nits if absolute else linear
 
 
+def conventions(config) -> dict:
+  """The scoring conventions of `config.eval` (see `lle.config_lib.base`), checked."""
+  out = {key: config.eval.get(key, values[0]) for key, values in CONVENTIONS.items()}
+  for key, value in out.items():
+    if value not in CONVENTIONS[key]:
+      raise ValueError(f"config.eval.{key}={value!r}; expected one of {CONVENTIONS[key]}")
+  if out["quantize_8bit"] and config.data.target_encoding != "none":
+    raise ValueError(f"config.eval.quantize_8bit applies to 8-bit (LDR) outputs; this model's outputs are "
+                     f"{config.data.target_encoding!r}-coded HDR")
+  return out
+
+
+def quantize(images, rounding: str) -> np.ndarray:
+  """[0, 1] values -> the 8-bit image a paper would have saved, read back into [0, 1] as the data pipeline
+  reads 8-bit files (float32 k / 255). "floor" adds 1e-4 before truncating, so that an exact 8-bit value
+  k / 255 (which float32 may hold a hair below k) stays k. On the host: XLA turns the division by 255
+  into a multiplication, which is not the exact quotient."""
+  images = np.asarray(images, np.float32)
+  codes = np.floor(images * np.float32(255.0) + np.float32(0.5 if rounding == "round" else 1e-4))
+  return np.clip(codes, 0.0, 255.0) / np.float32(255.0)
+
+
+def _fidelity_with_conventions(name, conv):
+  """psnr / ssim / mse / ms_ssim with the configured colour space and SSIM window."""
+  y = conv["color"] == "y"
+
+  def fn(pred, target, data_range):
+    y_channel = y and pred.shape[-1] == 3
+    if name == "ssim":
+      value = fidelity.ssim(pred, target, data_range=data_range, y_channel=y_channel,
+                            downsample=conv["ssim_window"] == "matlab")
+    else:
+      value = getattr(fidelity, name)(pred, target, data_range=data_range, y_channel=y_channel)
+    return {name: value}
+
+  return metrics.Metric(name, fn, (name,))
+
+
 def metric_fns(config) -> dict:
   """name -> jitted fn(pred, target) -> {column: [N]} for every name in config.eval.metrics.
 
-  Any metric of `lle.metrics.METRICS` can be named. Images are in model space ([0, 1]); metrics on
-  linear HDR see decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0),
-  except PU21 metrics, which need absolute cd/m^2.
+  Any metric of `lle.metrics.METRICS` can be named; psnr, ssim, mse and ms_ssim follow the colour space
+  and SSIM window of `conventions(config)`. Images are in model space ([0, 1]); metrics on linear HDR see
+  decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0), except PU21
+  metrics, which need absolute cd/m^2.
   """
   unknown = [m for m in config.eval.metrics if m not in metrics.METRICS]
   if unknown:
     raise ValueError(f"config.eval.metrics has unknown {unknown}; known: {sorted(metrics.METRICS)}")
+  conv = conventions(config)
   fns = {}
   for name in config.eval.metrics:
     metric = metrics.METRICS[name]
+    if name in ("psnr", "ssim", "mse", "ms_ssim"):
+      metric = _fidelity_with_conventions(name, conv)
     decode = functools.partial(_decode_linear, data_config=config.data,
                                reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_"))
 
@@ -87,6 +135,8 @@ class Evaluator:
     self.predict = jax.jit(method.predict)
     self.baselines = {k: jax.jit(f) for k, f in method.baselines.items()}
     self.metrics = metric_fns(config)
+    conv = conventions(config)
+    self.quantize = functools.partial(quantize, rounding=conv["quantize_rounding"]) if conv["quantize_8bit"] else None
     tile = config.eval.get("tile_size")
     self.tiled = None
     if tile and method.tiling is not None:
@@ -137,6 +187,8 @@ class Evaluator:
           raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
                            f"smaller than its target {h}x{w}")
         out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
+        if self.quantize is not None:
+          out = jnp.asarray(self.quantize(out))
         scores = {col: np.asarray(v) for f in self.metrics.values() for col, v in f(out, targets).items()}
         for i, e in enumerate(examples):
           per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
@@ -210,6 +262,7 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "num_devices_available": jax.device_count() if num_devices_available is None else num_devices_available,
       "num_processes": jax.process_count(),
       "code": code_version(),
+      "conventions": conventions(config),
   }
   path = epath.Path(workdir) / "results.json"
   tmp = path.with_name(path.name + ".tmp")
