@@ -46,6 +46,11 @@ def base(method: str) -> ml_collections.ConfigDict:
   # ssim: "gaussian" (Wang et al. 2004 ssim_index.m: 11x11 Gaussian, sigma 1.5, valid windows) or
   # "matlab" (Wang's 2009 ssim.m: box-filtered and subsampled by round(min(H, W) / 256) first).
   c.eval.ssim_window = "gaussian"
+  # Sets without references scored at each evaluation (results.json "no_reference"): TFDS names such as
+  # "lowlight_nr/lime" (python -m lle.data.build lowlight_nr/lime --manual_dir=DIR) or "folder:PATH";
+  # scored with these metrics (no target needed).
+  c.eval.no_reference = ()
+  c.eval.no_reference_metrics = ("niqe",)
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.enabled = True

@@ -5,7 +5,9 @@
    "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
    "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
-   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window"}}
+   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window"},
+   "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
+  (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
 import functools
 import json
@@ -137,6 +139,9 @@ class Evaluator:
     self.metrics = metric_fns(config)
     conv = conventions(config)
     self.quantize = functools.partial(quantize, rounding=conv["quantize_rounding"]) if conv["quantize_8bit"] else None
+    # Sets without references are opened now, so that one that is not built stops a run before training.
+    from lle.data import pipeline
+    self.no_reference_sets = pipeline.no_reference_sets(config)
     tile = config.eval.get("tile_size")
     self.tiled = None
     if tile and method.tiling is not None:
@@ -169,35 +174,82 @@ class Evaluator:
     x = np.asarray(pad_to_multiple(inputs, multiple))
     return self._to_host(self.predict(state, self._to_devices(x)))
 
+  def _outputs(self, state, examples, size):
+    """Yields (system, outputs [B, h, w, C]) for the model and each baseline on one same-shape batch:
+    cropped to `size` (the target's: the padding, or a larger 2x output, goes), clipped to [0, 1] and
+    quantised as `config.eval` says. B is `self.batch`: the last examples repeat."""
+    n = len(examples)
+    inputs = np.stack([e["input"] for e in examples + [examples[-1]] * (self.batch - n)])
+    h, w = size
+    for name in ["model", *self.baselines]:
+      out = self.model_outputs(state, inputs, n) if name == "model" else self.baselines[name](jnp.asarray(inputs))
+      if out.shape[1] < h or out.shape[2] < w:
+        raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
+                         f"smaller than its target {h}x{w}")
+      out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
+      if self.quantize is not None:
+        out = jnp.asarray(self.quantize(out))
+      yield name, out
+
   def __call__(self, state, eval_set):
     """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target})."""
     shown = set(eval_set.names[:self.config.eval.num_images_to_save])
-    systems = ["model", *self.baselines]
-    per_image = {name: {} for name in systems}
+    per_image = {name: {} for name in ["model", *self.baselines]}
     grids = {}
     for examples in eval_set.batches(self.batch):
-      n = len(examples)
-      filled = examples + [examples[-1]] * (self.batch - n)
-      inputs = np.stack([e["input"] for e in filled])
-      targets = jnp.asarray(np.stack([e["target"] for e in filled]))
-      h, w = targets.shape[1:3]  # outputs are cropped to the target: padding, or a larger (2x) output
-      for name in systems:
-        out = self.model_outputs(state, inputs, n) if name == "model" else self.baselines[name](jnp.asarray(inputs))
-        if out.shape[1] < h or out.shape[2] < w:
-          raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
-                           f"smaller than its target {h}x{w}")
-        out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
-        if self.quantize is not None:
-          out = jnp.asarray(self.quantize(out))
+      targets = np.stack([e["target"] for e in examples + [examples[-1]] * (self.batch - len(examples))])
+      targets = jnp.asarray(targets)
+      for name, out in self._outputs(state, examples, targets.shape[1:3]):
         scores = {col: np.asarray(v) for f in self.metrics.values() for col, v in f(out, targets).items()}
         for i, e in enumerate(examples):
           per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
           if name == "model" and e["name"] in shown:
             grids[e["name"]] = _grid(e, np.asarray(out[i]))
-    per_image = {name: dict(sorted(scores.items())) for name, scores in per_image.items()}
-    means = {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
-             for name, scores in per_image.items() if scores}
-    return means, per_image, grids
+    return _means(per_image), _sorted(per_image), grids
+
+  def no_reference(self, state, sets=None) -> dict:
+    """Scores of the model and baselines on the sets without references (`config.eval.no_reference`, or
+    `sets`: {name: EvalSet}) with `config.eval.no_reference_metrics`, at each photo's size:
+    {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}."""
+    sets = self.no_reference_sets if sets is None else sets
+    if not sets:
+      return {}
+    fns = no_reference_metric_fns(self.config)
+    out = {}
+    for set_name, nr_set in sets.items():
+      per_image = {name: {} for name in ["model", *self.baselines]}
+      for examples in nr_set.batches(self.batch):
+        for name, images in self._outputs(state, examples, examples[0]["size"]):
+          scores = {col: np.asarray(v) for f in fns.values() for col, v in f(images).items()}
+          for i, e in enumerate(examples):
+            per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+      means = _means(per_image)
+      out[set_name] = {"num_images": len(nr_set), "model": means.pop("model"), "baselines": means,
+                       "per_image": _sorted(per_image)}
+    return out
+
+
+def _means(per_image):
+  return {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
+          for name, scores in per_image.items() if scores}
+
+
+def _sorted(per_image):
+  return {name: dict(sorted(scores.items())) for name, scores in per_image.items()}
+
+
+def no_reference_metric_fns(config) -> dict:
+  """name -> fn(images) -> {column: [N]} for `config.eval.no_reference_metrics` (metrics without a target)."""
+  names = tuple(config.eval.get("no_reference_metrics", ("niqe",)))
+  bad = [n for n in names if n not in metrics.METRICS or metrics.METRICS[n].needs_target]
+  if bad:
+    usable = sorted(n for n, m in metrics.METRICS.items() if not m.needs_target)
+    raise ValueError(f"config.eval.no_reference_metrics has {bad}; metrics without a reference: {usable}")
+  return {n: functools.partial(_call_without_target, metrics.METRICS[n]) for n in names}
+
+
+def _call_without_target(metric, images):
+  return metric(images, None, data_range=1.0)
 
 
 def _grid(example, output):
@@ -247,7 +299,8 @@ def code_version() -> dict:
   return {"commit": commit, "dirty": dirty, "version": lle.__version__}
 
 
-def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None):
+def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None,
+                  no_reference=None):
   if jax.process_index() != 0:
     return None
   results = {
@@ -264,6 +317,8 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "code": code_version(),
       "conventions": conventions(config),
   }
+  if no_reference:
+    results["no_reference"] = no_reference
   path = epath.Path(workdir) / "results.json"
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(json.dumps(results, indent=2, default=str))

@@ -268,11 +268,12 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         manager.save(step, args=ocp.args.StandardSave(state))
       if do_eval:
         means, per_image, grids = evaluator(state, eval_set)
+        no_reference = evaluator.no_reference(state)
         logger.scalars(step, {f"eval/{system}/{m}": v for system, ms in means.items() for m, v in ms.items()})
         logger.images(step, grids)
         results = evaluation.write_results(workdir, config=config, step=step, means=means,
                                            per_image=per_image, dataset=dataset, num_devices=mesh.size,
-                                           num_devices_available=len(available))
+                                           num_devices_available=len(available), no_reference=no_reference)
         last_log_time = time.perf_counter()  # evaluation time is not training throughput
       if preempted:
         logger.mark_preempting()
@@ -297,10 +298,12 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None) -> dict | N
   if state is None:
     raise FileNotFoundError(f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}; train first")
   eval_set = pipeline.eval_set(config)
-  means, per_image, _ = evaluation.Evaluator(method, config, mesh=mesh)(state, eval_set)
+  evaluator = evaluation.Evaluator(method, config, mesh=mesh)
+  means, per_image, _ = evaluator(state, eval_set)
+  no_reference = evaluator.no_reference(state)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
-                                  dataset=dataset, num_devices=mesh.size)
+                                  dataset=dataset, num_devices=mesh.size, no_reference=no_reference)
 
 
 def summarize(config) -> list[dict]:

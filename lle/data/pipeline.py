@@ -224,7 +224,8 @@ def _decoded_name(example, index) -> str:
 
 
 class EvalSet:
-  """The held-out split, read one example at a time, grouped by size.
+  """The held-out split (or a set without references, `no_target`), read one example at a time, grouped
+  by size.
 
   An index pass reads only each example's name and image shapes (TFDS hands zlib-coded tensors over
   undecoded with their shape, `tfds.decode.SkipDecoding`), so the split is never in memory as a whole.
@@ -233,18 +234,19 @@ class EvalSet:
   gives them (NEID's input bicubic-downsampled, as in its evaluation).
   """
 
-  def __init__(self, source, data_config, *, shapes_source=None, limit=None):
-    self.source, self.data_config = source, data_config
+  def __init__(self, source, data_config, *, shapes_source=None, limit=None, no_target=False):
+    self.source, self.data_config, self.no_target = source, data_config, no_target
     peek = shapes_source if shapes_source is not None else source
     n = len(source) if limit is None else min(len(source), limit)
-    keys = (data_config.input_feature, data_config.target_feature)
-    self.entries = []  # (index, name, input shape, target shape)
+    keys = (data_config.input_feature,) + (() if no_target else (data_config.target_feature,))
+    self.entries = []  # (index, name, input shape, target shape or None)
     for i in range(n):
       example = peek[i]
       for key in keys:
         if key not in example:
           raise KeyError(f"{data_config.name!r} examples have no feature {key!r}; they have {sorted(example)}")
-      self.entries.append((i, _decoded_name(example, i), *(_shape(example[k]) for k in keys)))
+      shapes = [_shape(example[k]) for k in keys]
+      self.entries.append((i, _decoded_name(example, i), shapes[0], shapes[1] if len(shapes) > 1 else None))
     self.entries.sort(key=lambda e: e[1])
 
   def __len__(self) -> int:
@@ -255,8 +257,14 @@ class EvalSet:
     return [e[1] for e in self.entries]
 
   def load(self, index: int) -> dict:
+    """{'input', 'target', 'name'}; a set without targets gives {'input', 'name', 'size'}, `size` being
+    the photo's (h, w) before NEID's downsampling, the size its output is scored at."""
     example = self.source[index]
-    pair = make_pair(example, self.data_config)
+    if self.no_target:
+      photo = example[self.data_config.input_feature]
+      pair = {"input": to_float(photo), "size": photo.shape[:2]}
+    else:
+      pair = make_pair(example, self.data_config)
     if _recipe(self.data_config) == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
       pair["input"] = bicubic_downsample(pair["input"], self.data_config.input_scale)
     pair["name"] = _decoded_name(example, index)
@@ -291,6 +299,54 @@ def eval_set(config) -> EvalSet:
           if isinstance(info.features[k], tfds.features.Tensor)}
   shapes = _as_data_source(data_config, data_config.eval_split, decoders=skip) if skip else None
   return EvalSet(source, data_config, shapes_source=shapes, limit=data_config.eval_limit)
+
+
+class FolderSource:
+  """A folder of 8-bit image files as a random-access source of {'low', 'name'} examples."""
+  SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+  def __init__(self, folder):
+    self.folder = folder
+    if not os.path.isdir(folder):
+      raise FileNotFoundError(f"no-reference folder {folder} does not exist")
+    self.files = sorted(f for f in os.listdir(folder) if f.lower().endswith(self.SUFFIXES) and not f.startswith("."))
+    if not self.files:
+      raise FileNotFoundError(f"no-reference folder {folder} holds no {', '.join(self.SUFFIXES)} files")
+
+  def __len__(self):
+    return len(self.files)
+
+  def __getitem__(self, i):
+    from lle.data.errors import BadFileError
+    from lle.data.lowlight_nr.builder import decode_rgb8
+    from etils import epath
+    path = epath.Path(self.folder) / self.files[i]
+    try:
+      return {"low": decode_rgb8(path), "name": self.files[i]}
+    except BadFileError as e:
+      raise ValueError(f"no-reference folder: {e}") from e
+
+
+def no_reference_sets(config) -> dict:
+  """`config.eval.no_reference` as {set name: EvalSet without targets}: TFDS names (`lowlight_nr/lime`)
+  or `folder:PATH` entries (every image of a folder)."""
+  import ml_collections
+  out = {}
+  for entry in config.eval.get("no_reference", ()):
+    data_config = ml_collections.ConfigDict(config.data.to_dict())
+    data_config.input_feature = "low"
+    if entry.startswith("folder:"):
+      folder = entry[len("folder:"):]
+      data_config.name = entry
+      out[os.path.basename(os.path.normpath(folder)) or folder] = EvalSet(FolderSource(folder), data_config,
+                                                                            no_target=True)
+      continue
+    data_config.name = entry
+    source, info = load_source(data_config, "test")
+    skip = {"low": tfds.decode.SkipDecoding()} if isinstance(info.features["low"], tfds.features.Tensor) else {}
+    shapes = _as_data_source(data_config, "test", decoders=skip) if skip else None
+    out[entry.replace("/", "_")] = EvalSet(source, data_config, shapes_source=shapes, no_target=True)
+  return out
 
 
 def _as_data_source(data_config, split, **kwargs):
