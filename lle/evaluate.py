@@ -99,7 +99,7 @@ def metric_fns(config) -> dict:
       target = decode(target) if metric.hdr_target else target
       return metric(pred, target if metric.needs_target else None, data_range=1.0)
 
-    fns[name] = jax.jit(fn)
+    fns[name] = fn if metric.host else jax.jit(fn)
   return fns
 
 
