@@ -137,3 +137,33 @@ def test_command_line_end_to_end(tmp_path):
   want = np.round(np.clip(np.asarray(method.predict(state, x))[0], 0, 1) * 65535)
   assert np.abs(night.astype(float) - want).max() <= 2
   assert oct(os.stat(tmp_path / "out" / "night.png").st_mode & 0o777) != oct(0o600)
+
+
+_TWENTY_FOUR_MEGAPIXELS = """
+import resource, time
+import jax, numpy as np
+from lle import config_lib, enhance, methods
+config = config_lib.load("configs/gladnet.py:tiny")
+method = methods.get(config)
+state = jax.jit(method.init)(jax.random.key(0))
+photo = np.full((4000, 6000, 3), 40, np.uint8)
+photo[::7] = 90
+start = time.perf_counter()
+out = enhance.Enhancer(config, method, state, tile=1024)(photo)[".png"]
+print("RESULT", out.shape, out.dtype, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_24_megapixel_photo_in_bounded_memory():
+  """6000 x 4000 in its own process (so that its peak memory is its own). One pass would hold the photo in
+  float32 (288 MB) and 24 M pixels x (3 + 4 + 8) channels of float32 activations (1.4 GB) on top of
+  the runtime; tiled, the peak is the runtime, the 8-bit photo and output, and one window's activations.
+  (GLADNet and NEID demo models at 24 MP: benchmarks/bench_enhance.py.)"""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  out = subprocess.run([sys.executable, "-c", _TWENTY_FOUR_MEGAPIXELS], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
+  assert "(4000, 6000, 3) uint8" in line
+  peak_mb = int(line.split()[-1]) / 1024
+  assert peak_mb < 1100, peak_mb
