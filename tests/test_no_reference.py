@@ -86,3 +86,21 @@ def test_a_set_that_is_not_built_stops_before_training_and_names_the_build_comma
     config.eval.no_reference_metrics = ("psnr",)
   with pytest.raises(ValueError, match="no_reference_metrics has \\['psnr'\\]; metrics without a reference"):
     evaluate.no_reference_metric_fns(config)
+
+
+def test_eval_mode_scores_a_folder_given_on_the_command_line(tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.test_enhance import _run
+  _run("configs/gladnet.py:tiny", tmp_path)
+  photos = tmp_path / "photos"
+  fixtures.write(photos / "a.png", _photo(100, 200, seed=3))
+  out = subprocess.run([sys.executable, "-m", "lle.main", "--mode=eval", "--config=configs/gladnet.py:tiny",
+                        f"--workdir={tmp_path / 'run'}", f"--config.eval.no_reference=('folder:{photos}',)"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert results["step"] == 7 and results["conventions"]["quantize_rounding"] == "floor"
+  assert set(results["no_reference"]["photos"]["per_image"]["model"]) == {"a.png"}
+  assert np.isfinite(results["no_reference"]["photos"]["baselines"]["identity"]["niqe"])
