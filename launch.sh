@@ -5,6 +5,7 @@
 #   ./launch.sh train ARGS...    python -m lle.main ARGS  (e.g. --config=configs/itmn.py:demo --workdir=runs/x)
 #   ./launch.sh eval ARGS...     python -m lle.main --mode=eval ARGS
 #   ./launch.sh summary ARGS...  python -m lle.main --mode=summary ARGS
+#   ./launch.sh enhance ARGS...  python -m lle.enhance ARGS  (--input=FILE_OR_DIR --output=DIR: your photos)
 #   ./launch.sh test [ARGS...]   pytest (ARGS go to pytest, e.g. -m "not slow")
 #   ./launch.sh sweep FILE.yaml --workdir=DIR [--config...=...]   a W&B sweep file, run locally (no server)
 #   ./launch.sh agent SWEEP_ID   a W&B agent for a sweep made by `wandb sweep FILE.yaml` (needs a W&B server)
@@ -44,6 +45,7 @@ case "$cmd" in
   train) exec "$venv/bin/python" -m lle.main "$@" ;;
   eval) exec "$venv/bin/python" -m lle.main --mode=eval "$@" ;;
   summary) exec "$venv/bin/python" -m lle.main --mode=summary "$@" ;;
+  enhance) exec "$venv/bin/python" -m lle.enhance "$@" ;;
   test) exec "$venv/bin/python" -m pytest "$@" ;;
   sweep) exec "$venv/bin/python" -m lle.sweep "$@" ;;
   agent) exec "$venv/bin/wandb" agent "$@" ;;
@@ -77,5 +79,5 @@ case "$cmd" in
       agent) exec "$venv/bin/wandb" agent --count=1 "$@" ;;
       *) echo "usage: launch.sh slurm train|sweep|agent ARGS..." >&2; exit 2 ;;
     esac ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

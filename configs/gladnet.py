@@ -8,6 +8,7 @@ Variants (`--config=configs/gladnet.py:VARIANT[,VARIANT]`):
   paper  the text: 5 down / 5 up blocks (sec. III-B, 3x3 bottleneck), weights 0.29891, 0.58661, 0.11448
          on R, G, B (sec. II-C), He initialisation (sec. III-B, [13]; the code: TF's Glorot default), the
          learning rate multiplied by 0.96 after each 100 batches (a staircase; the code decays smoothly)
+  nr     also score LIME, DICM and MEF without references (NIQE), as sec. III-C evaluates on them
   demo   the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
   tiny   a minimal model and data for tests
 """
@@ -67,6 +68,11 @@ def get_config(arg=None):
 
   e = c.eval
   e.metrics = ("psnr", "ssim")  # the metrics NEID Table 1 reports for GLADNet on LOL
+  # code: test results are saved by utils.save_images, np.clip(x * 255, 0, 255).astype('uint8') (truncated)
+  e.quantize_8bit = True
+  e.quantize_rounding = "floor"
+  e.color = "rgb"  # not in the paper (it reports no PSNR / SSIM): all channels, as NEID Table 1's LOL scores
+  e.ssim_window = "gaussian"  # not in the paper: Wang et al. 2004's ssim_index
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
   return config_lib.apply_variants(c, arg, VARIANTS)
@@ -110,4 +116,10 @@ def _tiny(c):
   c.wandb.enabled = False
 
 
-VARIANTS = {"code": _code, "paper": _paper, "demo": _demo, "tiny": _tiny}
+def _nr(c):
+  """Sec. III-C: the real under-exposed sets the paper evaluates on, scored without references (NIQE).
+  Build them first: python -m lle.data.build lowlight_nr/lime --manual_dir=DIR (and dicm, mef)."""
+  c.eval.no_reference = ("lowlight_nr/lime", "lowlight_nr/dicm", "lowlight_nr/mef")
+
+
+VARIANTS = {"code": _code, "paper": _paper, "nr": _nr, "demo": _demo, "tiny": _tiny}

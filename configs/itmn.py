@@ -100,6 +100,12 @@ def get_config(arg=None):
   e.metrics = ("psnr", "ssim", "mpsnr")  # sec. 4 / Table 1 (HDR-VDP-2 is not implemented)
   e.mpsnr_reference_nits = 100.0  # mPSNR exposure 0 maps this luminance to 1 (SDR reference white)
   e.inverse_reinhard_nits_per_unit = 200.0  # baseline: inverse-Reinhard L = 1 in cd/m^2 (demo's white)
+  # Identity baseline: the LDR input shown as it is, sRGB white at this luminance (100 cd/m^2: the SDR
+  # reference white that mPSNR's exposure 0 maps to 1), then PQ-coded like the model's output.
+  e.identity_white_nits = 100.0
+  e.quantize_8bit = False  # sec. 4: the outputs are HDR (10-bit PQ coding), not 8-bit images
+  e.color = "rgb"  # sec. 4 does not say; all channels of the PQ-coded output
+  e.ssim_window = "gaussian"  # sec. 4 does not say; Wang et al. 2004's ssim_index
 
   return config_lib.apply_variants(c, arg, VARIANTS)
 

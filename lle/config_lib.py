@@ -29,6 +29,28 @@ def base(method: str) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_images_to_save = 3  # input | output | target grids written at each evaluation
+  # Held-out images per model call, spread over the devices (None: one per device). Not in the papers.
+  c.eval.batch_size = config_dict.placeholder(int)
+  # Images larger than this (plus the method's halo) are evaluated window by window (lle.tiling): the
+  # same scores in bounded memory. Not in the papers; None evaluates every image in one pass.
+  c.eval.tile_size = 1024
+  # Scoring conventions, written into results.json ("conventions"); each method's config sets them as its
+  # paper (or official code) scored. quantize_8bit: score every system's output as the 8-bit image it
+  # would have been saved as (LDR outputs only); quantize_rounding: "round" (to nearest) or "floor" (what
+  # numpy's astype('uint8') does to x * 255).
+  c.eval.quantize_8bit = False
+  c.eval.quantize_rounding = "round"
+  # psnr, ssim, mse, ms_ssim: "rgb" (all channels; SSIM per channel, averaged) or "y" (BT.601 luma as
+  # MATLAB's rgb2ycbcr, the super-resolution convention).
+  c.eval.color = "rgb"
+  # ssim: "gaussian" (Wang et al. 2004 ssim_index.m: 11x11 Gaussian, sigma 1.5, valid windows) or
+  # "matlab" (Wang's 2009 ssim.m: box-filtered and subsampled by round(min(H, W) / 256) first).
+  c.eval.ssim_window = "gaussian"
+  # Sets without references scored at each evaluation (results.json "no_reference"): TFDS names such as
+  # "lowlight_nr/lime" (python -m lle.data.build lowlight_nr/lime --manual_dir=DIR) or "folder:PATH";
+  # scored with these metrics (no target needed).
+  c.eval.no_reference = ()
+  c.eval.no_reference_metrics = ("niqe",)
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.enabled = True

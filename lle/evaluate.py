@@ -4,7 +4,10 @@
   {"config": {...}, "step": N, "model": {metric: mean, ...},
    "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
-   "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version}}
+   "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
+   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window"},
+   "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
+  (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
 import functools
 import json
@@ -17,6 +20,11 @@ from etils import epath
 
 import lle
 from lle import color, metrics
+from lle.metrics import fidelity
+
+# Allowed values of each scoring convention, the default first (see lle.config_lib.base).
+CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
+               "ssim_window": ("gaussian", "matlab")}
 
 
 def _decode_linear(x, data_config, reference_nits, *, absolute=False):
@@ -28,19 +36,61 @@ def _decode_linear(x, data_config, reference_nits, *, absolute=False):
   return linear * reference_nits if absolute else linear
 
 
+def conventions(config) -> dict:
+  """The scoring conventions of `config.eval` (see `lle.config_lib.base`), checked."""
+  out = {key: config.eval.get(key, values[0]) for key, values in CONVENTIONS.items()}
+  for key, value in out.items():
+    if value not in CONVENTIONS[key]:
+      raise ValueError(f"config.eval.{key}={value!r}; expected one of {CONVENTIONS[key]}")
+  if out["quantize_8bit"] and config.data.target_encoding != "none":
+    raise ValueError(f"config.eval.quantize_8bit applies to 8-bit (LDR) outputs; this model's outputs are "
+                     f"{config.data.target_encoding!r}-coded HDR")
+  return out
+
+
+def quantize(images, rounding: str) -> np.ndarray:
+  """[0, 1] values -> the 8-bit image a paper would have saved, read back into [0, 1] as the data pipeline
+  reads 8-bit files (float32 k / 255). "floor" adds 1e-4 before truncating, so that an exact 8-bit value
+  k / 255 (which float32 may hold a hair below k) stays k. On the host: XLA turns the division by 255
+  into a multiplication, which is not the exact quotient."""
+  images = np.asarray(images, np.float32)
+  codes = np.floor(images * np.float32(255.0) + np.float32(0.5 if rounding == "round" else 1e-4))
+  return np.clip(codes, 0.0, 255.0) / np.float32(255.0)
+
+
+def _fidelity_with_conventions(name, conv):
+  """psnr / ssim / mse / ms_ssim with the configured colour space and SSIM window."""
+  y = conv["color"] == "y"
+
+  def fn(pred, target, data_range):
+    y_channel = y and pred.shape[-1] == 3
+    if name == "ssim":
+      value = fidelity.ssim(pred, target, data_range=data_range, y_channel=y_channel,
+                            downsample=conv["ssim_window"] == "matlab")
+    else:
+      value = getattr(fidelity, name)(pred, target, data_range=data_range, y_channel=y_channel)
+    return {name: value}
+
+  return metrics.Metric(name, fn, (name,))
+
+
 def metric_fns(config) -> dict:
   """name -> jitted fn(pred, target) -> {column: [N]} for every name in config.eval.metrics.
 
-  Any metric of `lle.metrics.METRICS` can be named. Images are in model space ([0, 1]); metrics on
-  linear HDR see decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0),
-  except PU21 metrics, which need absolute cd/m^2.
+  Any metric of `lle.metrics.METRICS` can be named; psnr, ssim, mse and ms_ssim follow the colour space
+  and SSIM window of `conventions(config)`. Images are in model space ([0, 1]); metrics on linear HDR see
+  decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0), except PU21
+  metrics, which need absolute cd/m^2.
   """
   unknown = [m for m in config.eval.metrics if m not in metrics.METRICS]
   if unknown:
     raise ValueError(f"config.eval.metrics has unknown {unknown}; known: {sorted(metrics.METRICS)}")
+  conv = conventions(config)
   fns = {}
   for name in config.eval.metrics:
     metric = metrics.METRICS[name]
+    if name in ("psnr", "ssim", "mse", "ms_ssim"):
+      metric = _fidelity_with_conventions(name, conv)
     decode = functools.partial(_decode_linear, data_config=config.data,
                                reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_"))
 
@@ -49,7 +99,7 @@ def metric_fns(config) -> dict:
       target = decode(target) if metric.hdr_target else target
       return metric(pred, target if metric.needs_target else None, data_range=1.0)
 
-    fns[name] = jax.jit(fn)
+    fns[name] = fn if metric.host else jax.jit(fn)
   return fns
 
 
@@ -63,36 +113,178 @@ def pad_to_multiple(images, multiple: int):
   return jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
 
 
-def evaluate(method, state, examples, config, *, predict=None):
-  """Scores the model and every baseline on each example at full size.
+class Evaluator:
+  """Scores the model and every baseline of a method on an `lle.data.pipeline.EvalSet`, at full size.
 
-  Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target grid}).
+  The split streams in same-shape batches of `config.eval.batch_size` images (default: one per device),
+  the last batch of each size filled up with repeats, so the model, each baseline and each metric
+  compile once per image shape and batch, and keep their compilations across evaluations. The model's
+  batch is sharded over every device. An image larger than a window of `config.eval.tile_size` (plus the
+  method's halo) runs window by window (`lle.tiling`, the same result in bounded memory); its windows
+  have one shape whatever the image's size.
   """
-  predict = predict or jax.jit(method.predict)
-  fns = metric_fns(config)
-  systems = {"model": lambda x: predict(state, x), **{k: jax.jit(f) for k, f in method.baselines.items()}}
-  per_image = {name: {} for name in systems}
-  grids = {}
-  for i, ex in enumerate(examples):
-    x = jnp.asarray(ex["input"][None])
-    target = jnp.asarray(ex["target"][None])
-    h, w = target.shape[1:3]  # outputs are cropped to the target: padding, or a larger (2x) output
-    for name, fn in systems.items():
-      xin = pad_to_multiple(x, method.size_multiple) if name == "model" else x
-      out = fn(xin)
+
+  def __init__(self, method, config, *, mesh=None):
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from lle import tiling
+    self.method, self.config = method, config
+    self.mesh = mesh if mesh is not None else Mesh(np.asarray(jax.devices()), ("data",))
+    batch = config.eval.get("batch_size") or self.mesh.size
+    self.batch = -(-batch // self.mesh.size) * self.mesh.size  # whole batches per device
+    self.sharding = NamedSharding(self.mesh, P("data"))
+    self.predict = jax.jit(method.predict)
+    self.baselines = {k: jax.jit(f) for k, f in method.baselines.items()}
+    self.metrics = metric_fns(config)
+    conv = conventions(config)
+    self.quantize = functools.partial(quantize, rounding=conv["quantize_rounding"]) if conv["quantize_8bit"] else None
+    # Sets without references are opened now, so that one that is not built stops a run before training.
+    from lle.data import pipeline
+    self.no_reference_sets = pipeline.no_reference_sets(config)
+    tile = config.eval.get("tile_size")
+    self.tiled = None
+    if tile and method.tiling is not None:
+      self.tiled = tiling.TiledPredictor(method, None, tile=tile)
+      self.window = self.tiled.tile + 2 * self.tiled.halo
+
+  def _to_devices(self, x: np.ndarray):
+    if jax.process_count() == 1:
+      return jax.device_put(x, self.sharding)
+    rows = x.shape[0] // jax.process_count()
+    start = jax.process_index() * rows
+    return jax.make_array_from_process_local_data(self.sharding, x[start:start + rows])
+
+  @staticmethod
+  def _to_host(y) -> np.ndarray:
+    if jax.process_count() == 1:
+      return np.asarray(y)
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(y, tiled=True))
+
+  def model_outputs(self, state, inputs: np.ndarray, n: int) -> np.ndarray:
+    """inputs [B, h, w, C] (B = self.batch; the first n real, the rest repeats) -> the model's outputs,
+    at least s h x s w (padding is cropped later, with the rest, to the target's size)."""
+    multiple = self.method.size_multiple
+    h, w = inputs.shape[1:3]
+    padded_h, padded_w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if self.tiled is not None and max(padded_h, padded_w) > self.window:
+      outputs = [self.tiled(image, state=state) for image in inputs[:n]]
+      return np.stack(outputs + outputs[-1:] * (len(inputs) - n))
+    x = np.asarray(pad_to_multiple(inputs, multiple))
+    return self._to_host(self.predict(state, self._to_devices(x)))
+
+  def _outputs(self, state, examples, size):
+    """Yields (system, outputs [B, h, w, C]) for the model and each baseline on one same-shape batch:
+    cropped to `size` (the target's: the padding, or a larger 2x output, goes), clipped to [0, 1] and
+    quantised as `config.eval` says. B is `self.batch`: the last examples repeat."""
+    n = len(examples)
+    inputs = np.stack([e["input"] for e in examples + [examples[-1]] * (self.batch - n)])
+    h, w = size
+    for name in ["model", *self.baselines]:
+      out = self.model_outputs(state, inputs, n) if name == "model" else self.baselines[name](jnp.asarray(inputs))
       if out.shape[1] < h or out.shape[2] < w:
-        raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {ex['name']!r} is smaller "
-                         f"than its target {h}x{w}")
-      out = jnp.clip(out[:, :h, :w], 0.0, 1.0)
-      per_image[name][ex["name"]] = {col: float(v[0]) for f in fns.values() for col, v in f(out, target).items()}
-      if name == "model" and i < config.eval.num_images_to_save:
-        shown = ex["input"]
-        if shown.shape != ex["target"].shape:  # e.g. a low-resolution input: show it at the target's size
-          shown = np.asarray(jax.image.resize(shown, ex["target"].shape, "nearest"))
-        grids[ex["name"]] = np.concatenate([shown, np.asarray(out[0]), ex["target"]], axis=1)
-  means = {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
-           for name, scores in per_image.items() if scores}
-  return means, per_image, grids
+        raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
+                         f"smaller than its target {h}x{w}")
+      out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
+      if self.quantize is not None:
+        out = jnp.asarray(self.quantize(out))
+      yield name, out
+
+  def __call__(self, state, eval_set):
+    """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target})."""
+    shown = set(eval_set.names[:self.config.eval.num_images_to_save])
+    per_image = {name: {} for name in ["model", *self.baselines]}
+    grids = {}
+    for examples in eval_set.batches(self.batch):
+      targets = np.stack([e["target"] for e in examples + [examples[-1]] * (self.batch - len(examples))])
+      targets = jnp.asarray(targets)
+      for name, out in self._outputs(state, examples, targets.shape[1:3]):
+        scores = {col: np.asarray(v) for f in self.metrics.values() for col, v in f(out, targets).items()}
+        for i, e in enumerate(examples):
+          per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+          if name == "model" and e["name"] in shown:
+            grids[e["name"]] = _grid(e, np.asarray(out[i]))
+    return _means(per_image), _sorted(per_image), grids
+
+  def no_reference(self, state, sets=None) -> dict:
+    """Scores of the model and baselines on the sets without references (`config.eval.no_reference`, or
+    `sets`: {name: EvalSet}) with `config.eval.no_reference_metrics`, at each photo's size:
+    {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}."""
+    sets = self.no_reference_sets if sets is None else sets
+    if not sets:
+      return {}
+    fns = no_reference_metric_fns(self.config)
+    out = {}
+    for set_name, nr_set in sets.items():
+      per_image = {name: {} for name in ["model", *self.baselines]}
+      for examples in nr_set.batches(self.batch):
+        for name, images in self._outputs(state, examples, examples[0]["size"]):
+          scores = {col: np.asarray(v) for f in fns.values() for col, v in f(images).items()}
+          for i, e in enumerate(examples):
+            per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+      means = _means(per_image)
+      out[set_name] = {"num_images": len(nr_set), "model": means.pop("model"), "baselines": means,
+                       "per_image": _sorted(per_image)}
+    return out
+
+
+def _means(per_image):
+  return {name: {col: float(np.mean([s[col] for s in scores.values()])) for col in next(iter(scores.values()))}
+          for name, scores in per_image.items() if scores}
+
+
+def _sorted(per_image):
+  return {name: dict(sorted(scores.items())) for name, scores in per_image.items()}
+
+
+def no_reference_metric_fns(config) -> dict:
+  """name -> fn(images) -> {column: [N]} for `config.eval.no_reference_metrics` (metrics without a target)."""
+  names = tuple(config.eval.get("no_reference_metrics", ("niqe",)))
+  bad = [n for n in names if n not in metrics.METRICS or metrics.METRICS[n].needs_target]
+  if bad:
+    usable = sorted(n for n, m in metrics.METRICS.items() if not m.needs_target)
+    raise ValueError(f"config.eval.no_reference_metrics has {bad}; metrics without a reference: {usable}")
+  return {n: functools.partial(_call_without_target, metrics.METRICS[n]) for n in names}
+
+
+def _call_without_target(metric, images):
+  return metric(images, None, data_range=1.0)
+
+
+def _grid(example, output):
+  """input | output | target side by side; a low-resolution input is shown at the target's size."""
+  shown = example["input"]
+  if shown.shape != example["target"].shape:
+    shown = np.asarray(jax.image.resize(shown, example["target"].shape, "nearest"))
+  return np.concatenate([shown, output, example["target"]], axis=1)
+
+
+class ExampleList:
+  """Examples already in memory ({'input', 'target', 'name'} dicts) with the `EvalSet` interface."""
+
+  def __init__(self, examples):
+    self.examples = sorted(examples, key=lambda e: e["name"])
+    self.names = [e["name"] for e in self.examples]
+
+  def __len__(self):
+    return len(self.examples)
+
+  def batches(self, size):
+    buckets = {}
+    for e in self.examples:
+      buckets.setdefault((e["input"].shape, e["target"].shape), []).append(e)
+    for group in buckets.values():
+      for start in range(0, len(group), size):
+        yield group[start:start + size]
+
+
+def evaluate(method, state, eval_set, config):
+  """One evaluation with a fresh `Evaluator` (a training run keeps one, and its compilations).
+  `eval_set`: an `EvalSet`, or a list of examples."""
+  if isinstance(eval_set, (list, tuple)):
+    eval_set = ExampleList(eval_set)
+  return Evaluator(method, config)(state, eval_set)
 
 
 def code_version() -> dict:
@@ -107,7 +299,8 @@ def code_version() -> dict:
   return {"commit": commit, "dirty": dirty, "version": lle.__version__}
 
 
-def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None):
+def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None,
+                  no_reference=None):
   if jax.process_index() != 0:
     return None
   results = {
@@ -122,7 +315,10 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "num_devices_available": jax.device_count() if num_devices_available is None else num_devices_available,
       "num_processes": jax.process_count(),
       "code": code_version(),
+      "conventions": conventions(config),
   }
+  if no_reference:
+    results["no_reference"] = no_reference
   path = epath.Path(workdir) / "results.json"
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(json.dumps(results, indent=2, default=str))

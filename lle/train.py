@@ -225,12 +225,12 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   train_step = jax.jit(_with_finiteness(method.train_step),
                        in_shardings=(replicated, data_sharding, replicated),
                        out_shardings=(replicated, replicated), donate_argnums=0)
-  predict = jax.jit(method.predict)
+  evaluator = evaluation.Evaluator(method, config, mesh=mesh)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   batches = pipeline.train_iterator(config, start_step)
-  eval_examples = pipeline.eval_examples(config)
+  eval_set = pipeline.eval_set(config)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split,
-             "num_images": len(eval_examples)}
+             "num_images": len(eval_set)}
   logger = RunLogger(workdir, config, start_step=start_step)
 
   def to_global(batch):
@@ -267,12 +267,13 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
       if do_ckpt:
         manager.save(step, args=ocp.args.StandardSave(state))
       if do_eval:
-        means, per_image, grids = evaluation.evaluate(method, state, eval_examples, config, predict=predict)
+        means, per_image, grids = evaluator(state, eval_set)
+        no_reference = evaluator.no_reference(state)
         logger.scalars(step, {f"eval/{system}/{m}": v for system, ms in means.items() for m, v in ms.items()})
         logger.images(step, grids)
         results = evaluation.write_results(workdir, config=config, step=step, means=means,
                                            per_image=per_image, dataset=dataset, num_devices=mesh.size,
-                                           num_devices_available=len(available))
+                                           num_devices_available=len(available), no_reference=no_reference)
         last_log_time = time.perf_counter()  # evaluation time is not training throughput
       if preempted:
         logger.mark_preempting()
@@ -296,11 +297,13 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None) -> dict | N
   manager.close()
   if state is None:
     raise FileNotFoundError(f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}; train first")
-  examples = pipeline.eval_examples(config)
-  means, per_image, _ = evaluation.evaluate(method, state, examples, config)
-  dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(examples)}
+  eval_set = pipeline.eval_set(config)
+  evaluator = evaluation.Evaluator(method, config, mesh=mesh)
+  means, per_image, _ = evaluator(state, eval_set)
+  no_reference = evaluator.no_reference(state)
+  dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
-                                  dataset=dataset, num_devices=mesh.size)
+                                  dataset=dataset, num_devices=mesh.size, no_reference=no_reference)
 
 
 def summarize(config) -> list[dict]:

@@ -15,6 +15,7 @@ def _config():
   with config.unlocked():
     config.eval.metrics = ("psnr",)
     config.eval.num_images_to_save = 0
+    config.eval.quantize_8bit = False  # the float examples are not 8-bit images
   return config
 
 

@@ -8,6 +8,7 @@
   python -m lle.data.build mit_fivek/expert_c_montulet --manual_dir=...   # Montulet's 442-image test
   python -m lle.data.build mit_fivek/expert_a --split_file=my_split.json --manual_dir=...
   python -m lle.data.build hdr/reinhard --manual_dir=~/hdr_images [--size=512] [--peak_nits=1000]
+  python -m lle.data.build lowlight_nr/lime --manual_dir=~/downloads/LIME   # also dicm, npe, mef
 
 The data set lands in `--data_dir` (default `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`) and reads back
 with `tfds.data_source('lol/v1', split='train', data_dir=...)` (after `import lle.data.lol`). TFDS writes
@@ -24,7 +25,7 @@ import tensorflow_datasets as tfds
 
 from lle.data import errors
 
-DATASETS = ("lol", "mit_fivek", "hdr")
+DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr")
 _HDR_FIELDS = ("size", "scaling", "peak_nits", "diffuse_white_nits", "nits_per_unit", "test_fraction", "seed")
 
 
@@ -33,6 +34,7 @@ def register() -> None:
   import lle.data.demo  # noqa: F401
   import lle.data.hdr  # noqa: F401
   import lle.data.lol  # noqa: F401
+  import lle.data.lowlight_nr  # noqa: F401
   import lle.data.mit_fivek  # noqa: F401
 
 
@@ -95,7 +97,8 @@ def summary(builder) -> str:
 def _parser():
   p = argparse.ArgumentParser(prog="python -m lle.data.build", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("name", help="lol/v1, lol/v2_real, lol/v2_synthetic, mit_fivek[/CONFIG], hdr[/OPERATOR]")
+  p.add_argument("name", help="lol/v1, lol/v2_real, lol/v2_synthetic, mit_fivek[/CONFIG], hdr[/OPERATOR], "
+                                   "lowlight_nr/{lime,dicm,npe,mef}")
   p.add_argument("--manual_dir", required=True, help="the folder holding the downloaded / unpacked files")
   p.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--skip_bad", action="store_true", help="skip (and count) bad examples instead of stopping")

@@ -126,18 +126,28 @@ def dihedral(image: np.ndarray, mode: int) -> np.ndarray:
   return np.ascontiguousarray(image[::-1] if mode % 2 else image)
 
 
-def bicubic_downsample(image: np.ndarray, scale: int) -> np.ndarray:
-  """[H, W, C] float -> [ceil(H / scale), ceil(W / scale), C]: MATLAB's `imresize(x, 1 / scale)` (bicubic
-  with antialiasing, the degradation super-resolution work uses), clipped to [0, 1]."""
+def bicubic_downsample(image: np.ndarray, scale: int, *, rows_per_chunk: int = 64) -> np.ndarray:
+  """[H, W, C] -> [ceil(H / scale), ceil(W / scale), C] float32: MATLAB's `imresize(x, 1 / scale)` (bicubic
+  with antialiasing, the degradation super-resolution work uses), clipped to [0, 1]. Integer images are
+  read as `to_float` does. Works `rows_per_chunk` output rows at a time, so a large photo never exists in
+  float64 as a whole."""
   if scale == 1:
-    return image
-  from lle.metrics._imresize import resize_matrix
+    return to_float(image)
+  from lle.metrics._imresize import contributions
   h, w = image.shape[:2]
-  rows = resize_matrix(h, -(-h // scale), 1.0 / scale)
-  cols = resize_matrix(w, -(-w // scale), 1.0 / scale)
-  out = np.einsum("oh,hwc->owc", rows, image.astype(np.float64))
-  out = np.einsum("pw,owc->opc", cols, out)
-  return np.clip(out, 0.0, 1.0).astype(np.float32)
+  oh, ow = -(-h // scale), -(-w // scale)
+  row_weights, row_index = contributions(h, oh, 1.0 / scale)
+  col_weights, col_index = contributions(w, ow, 1.0 / scale)
+  out = np.empty((oh, ow) + image.shape[2:], np.float32)
+  for start in range(0, oh, rows_per_chunk):
+    stop = min(start + rows_per_chunk, oh)
+    index = row_index[start:stop]
+    lo, hi = int(index.min()), int(index.max()) + 1
+    rows = to_float(image[lo:hi]).astype(np.float64)
+    strip = np.einsum("ot,ot...->o...", row_weights[start:stop], rows[index - lo])
+    strip = np.einsum("pt,opt...->op...", col_weights, strip[:, col_index])
+    out[start:stop] = np.clip(strip, 0.0, 1.0)
+  return out
 
 
 class RandomPatchPair(grain.transforms.RandomMap):
@@ -208,21 +218,145 @@ def train_iterator(config, start_step: int) -> Iterator[dict[str, np.ndarray]]:
   return iter(ds)
 
 
-def eval_examples(config) -> list[dict]:
-  """The held-out split at full size: a list of {'input', 'target', 'name'}."""
+def _decoded_name(example, index) -> str:
+  name = example.get("name", str(index))
+  return name.decode() if isinstance(name, bytes) else str(name)
+
+
+class EvalSet:
+  """The held-out split (or a set without references, `no_target`), read one example at a time, grouped
+  by size.
+
+  An index pass reads only each example's name and image shapes (TFDS hands zlib-coded tensors over
+  undecoded with their shape, `tfds.decode.SkipDecoding`), so the split is never in memory as a whole.
+  `batches(n)` yields lists of at most n examples whose input and target shapes agree: same-size images
+  share one compiled model and metric call. Examples are {'input', 'target', 'name'} as `make_pair`
+  gives them (NEID's input bicubic-downsampled, as in its evaluation).
+  """
+
+  def __init__(self, source, data_config, *, shapes_source=None, limit=None, no_target=False):
+    self.source, self.data_config, self.no_target = source, data_config, no_target
+    peek = shapes_source if shapes_source is not None else source
+    n = len(source) if limit is None else min(len(source), limit)
+    keys = (data_config.input_feature,) + (() if no_target else (data_config.target_feature,))
+    self.entries = []  # (index, name, input shape, target shape or None)
+    for i in range(n):
+      example = peek[i]
+      for key in keys:
+        if key not in example:
+          raise KeyError(f"{data_config.name!r} examples have no feature {key!r}; they have {sorted(example)}")
+      shapes = [_shape(example[k]) for k in keys]
+      self.entries.append((i, _decoded_name(example, i), shapes[0], shapes[1] if len(shapes) > 1 else None))
+    self.entries.sort(key=lambda e: e[1])
+
+  def __len__(self) -> int:
+    return len(self.entries)
+
+  @property
+  def names(self) -> list[str]:
+    return [e[1] for e in self.entries]
+
+  def load(self, index: int) -> dict:
+    """{'input', 'target', 'name'}; a set without targets gives {'input', 'name', 'size'}, `size` being
+    the photo's (h, w) before NEID's downsampling, the size its output is scored at."""
+    example = self.source[index]
+    if self.no_target:
+      photo = example[self.data_config.input_feature]
+      pair = {"input": to_float(photo), "size": photo.shape[:2]}
+    else:
+      pair = make_pair(example, self.data_config)
+    if _recipe(self.data_config) == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
+      pair["input"] = bicubic_downsample(pair["input"], self.data_config.input_scale)
+    pair["name"] = _decoded_name(example, index)
+    return pair
+
+  def __iter__(self):
+    for index, *_ in self.entries:
+      yield self.load(index)
+
+  def batches(self, size: int):
+    """Lists of at most `size` same-shape examples; buckets in order of their first name."""
+    buckets = {}
+    for index, _, in_shape, target_shape in self.entries:
+      buckets.setdefault((in_shape, target_shape), []).append(index)
+    for indices in buckets.values():
+      for start in range(0, len(indices), size):
+        yield [self.load(i) for i in indices[start:start + size]]
+
+
+def _shape(feature) -> tuple:
+  """An image feature's shape, decoded (an array) or skipped ({'shape', 'value'})."""
+  if isinstance(feature, dict) and "shape" in feature:
+    return tuple(int(d) for d in feature["shape"])
+  return tuple(np.shape(feature))
+
+
+def eval_set(config) -> EvalSet:
+  """The held-out split (`config.data.eval_split`, first `eval_limit` by index) as an `EvalSet`."""
   data_config = config.data
-  source, _ = load_source(data_config, data_config.eval_split)
-  n = len(source) if data_config.eval_limit is None else min(len(source), data_config.eval_limit)
-  out = []
-  for i in range(n):
-    example = source[i]
-    pair = make_pair(example, data_config)
-    if _recipe(data_config) == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
-      pair["input"] = bicubic_downsample(pair["input"], data_config.input_scale)
-    name = example.get("name", str(i))
-    pair["name"] = name.decode() if isinstance(name, bytes) else str(name)
-    out.append(pair)
-  return sorted(out, key=lambda e: e["name"])
+  source, info = load_source(data_config, data_config.eval_split)
+  skip = {k: tfds.decode.SkipDecoding() for k in (data_config.input_feature, data_config.target_feature)
+          if isinstance(info.features[k], tfds.features.Tensor)}
+  shapes = _as_data_source(data_config, data_config.eval_split, decoders=skip) if skip else None
+  return EvalSet(source, data_config, shapes_source=shapes, limit=data_config.eval_limit)
+
+
+class FolderSource:
+  """A folder of 8-bit image files as a random-access source of {'low', 'name'} examples."""
+  SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+  def __init__(self, folder):
+    self.folder = folder
+    if not os.path.isdir(folder):
+      raise FileNotFoundError(f"no-reference folder {folder} does not exist")
+    self.files = sorted(f for f in os.listdir(folder) if f.lower().endswith(self.SUFFIXES) and not f.startswith("."))
+    if not self.files:
+      raise FileNotFoundError(f"no-reference folder {folder} holds no {', '.join(self.SUFFIXES)} files")
+
+  def __len__(self):
+    return len(self.files)
+
+  def __getitem__(self, i):
+    from lle.data.errors import BadFileError
+    from lle.data.lowlight_nr.builder import decode_rgb8
+    from etils import epath
+    path = epath.Path(self.folder) / self.files[i]
+    try:
+      return {"low": decode_rgb8(path), "name": self.files[i]}
+    except BadFileError as e:
+      raise ValueError(f"no-reference folder: {e}") from e
+
+
+def no_reference_sets(config) -> dict:
+  """`config.eval.no_reference` as {set name: EvalSet without targets}: TFDS names (`lowlight_nr/lime`)
+  or `folder:PATH` entries (every image of a folder)."""
+  import ml_collections
+  out = {}
+  for entry in config.eval.get("no_reference", ()):
+    data_config = ml_collections.ConfigDict(config.data.to_dict())
+    data_config.input_feature = "low"
+    if entry.startswith("folder:"):
+      folder = entry[len("folder:"):]
+      data_config.name = entry
+      out[os.path.basename(os.path.normpath(folder)) or folder] = EvalSet(FolderSource(folder), data_config,
+                                                                            no_target=True)
+      continue
+    data_config.name = entry
+    source, info = load_source(data_config, "test")
+    skip = {"low": tfds.decode.SkipDecoding()} if isinstance(info.features["low"], tfds.features.Tensor) else {}
+    shapes = _as_data_source(data_config, "test", decoders=skip) if skip else None
+    out[entry.replace("/", "_")] = EvalSet(source, data_config, shapes_source=shapes, no_target=True)
+  return out
+
+
+def _as_data_source(data_config, split, **kwargs):
+  builder = tfds.builder(data_config.name, data_dir=data_dir(data_config), file_format="array_record")
+  return builder.as_data_source(split, **kwargs)
+
+
+def eval_examples(config) -> list[dict]:
+  """The whole held-out split in memory, by name (small splits; evaluation streams `eval_set`)."""
+  return list(eval_set(config))
 
 
 def dataset_version(config) -> dict:

@@ -19,6 +19,28 @@ class NetState(train_state.TrainState):
 
 
 @dataclasses.dataclass(frozen=True)
+class Tiling:
+  """How `predict` runs window by window on a large image with the result of one pass (`lle.tiling`).
+
+  A window's output equals the one-pass output wherever the window holds `halo` input pixels of context
+  on every side that is not the image's own border, so each window keeps only that core. What the
+  network computes from the whole image (GLADNet's illumination branch, NEID's pooled attention
+  features) is computed once per image by `context` and handed to every window.
+  """
+  # Input pixels of context on each side: the receptive-field radius of the local computation, rounded
+  # up to the method's `size_multiple` (so that windows start on the pooling grid).
+  halo: int
+  # Output pixels per input pixel along each axis (NEID: its 2x output).
+  output_scale: int = 1
+  # (state, image: lle.tiling.TiledImage) -> pytree, the image-global part; None: there is none.
+  context: Callable[[Any, Any], Any] | None = None
+  # (state, windows [N, h, w, C], context, offsets [N, 2] (top, left of each window in the image),
+  #  cores [N, 4] (top, left, bottom, right of each core inside its window), image size [2]) -> outputs.
+  # None: `predict(state, windows)` (a fully convolutional method without a global part).
+  predict_window: Callable[..., jax.Array] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   # rng -> state: every network's NetState in one pytree (jit-able; the trainer shards it).
   init: Callable[[jax.Array], Any]
@@ -31,6 +53,7 @@ class Method:
   # name -> (inputs [N, H, W, C] -> outputs): non-learned reference points scored beside the model.
   baselines: dict[str, Callable[[jax.Array], jax.Array]]
   size_multiple: int = 1
+  tiling: Tiling | None = None
 
 
 def get(config) -> Method:

@@ -7,10 +7,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.training import train_state
 
 from lle import losses, optim
-from lle.methods import Method
+from lle.methods import Method, Tiling
 from lle.nn.gladnet import GLADNet
 
 
@@ -47,6 +48,41 @@ def predict(state, images):
   return net.apply_fn({"params": net.params}, images)
 
 
+def halo(config) -> int:
+  """Receptive-field radius of the detail step: its convolutions (4 + the output conv in the code)."""
+  m = config.model
+  return (len(m.detail_features) + 1) * (m.kernel_size // 2)
+
+
+def illumination(state, image, *, config):
+  """The global branch, once per image: on the `global_size` nearest-resized copy of the whole image
+  (the same pixels `resize_nearest` picks), [1, global_size, global_size, global_features]."""
+  size = config.model.global_size
+  height, width = image.size
+  rows, cols = (np.arange(size) * height) // size, (np.arange(size) * width) // size
+  return _illumination(state, jnp.asarray(image.sample(rows, cols)))
+
+
+@jax.jit
+def _illumination(state, small):
+  net = state["net"]
+  return net.apply_fn({"params": net.params}, small, illumination_only=True)
+
+
+def predict_window(state, windows, context, offsets, cores, image_size, *, config):
+  """The detail step on windows, with the illumination map resized to the whole image (nearest, as
+  `resize_nearest`: image row r reads global row floor(r * global_size / H)) and cut to each window."""
+  del cores
+  size = config.model.global_size
+  height, width = image_size
+  n, h, w, _ = windows.shape
+  rows = ((offsets[:, :1] + jnp.arange(h)[None]) * size) // height  # [N, h]
+  cols = ((offsets[:, 1:] + jnp.arange(w)[None]) * size) // width  # [N, w]
+  cut = jax.vmap(lambda r, c: context[0][r][:, c])(rows, cols)  # [N, h, w, F]
+  net = state["net"]
+  return net.apply_fn({"params": net.params}, windows, illumination=cut)
+
+
 def networks(state, *, config):
   net = state["net"]
   size = config.data.crop_size
@@ -61,4 +97,6 @@ def make(config) -> Method:
       networks=functools.partial(networks, config=config),
       baselines={"identity": lambda x: x},
       size_multiple=1,
+      tiling=Tiling(halo=halo(config), context=functools.partial(illumination, config=config),
+                    predict_window=functools.partial(predict_window, config=config)),
   )

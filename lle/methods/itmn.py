@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from lle import color, losses, optim
-from lle.methods import Method, NetState
+from lle.methods import Method, NetState, Tiling
 from lle.nn.discriminator import ConvFCDiscriminator
 from lle.nn.unet import UNet
 
@@ -137,6 +137,30 @@ def networks(state, *, config):
   return out
 
 
+def halo(config) -> int:
+  """Receptive-field radius of the generator in input pixels, rounded up to the size multiple. A k x k
+  stride-2 conv with padding p at input stride s reaches s * max(p, k - 2 - p) beyond the pixel's
+  footprint; a k x k stride-2 transposed conv (padding p' = (k - 2) / 2) reaches f * max(k - 1 - p', p' + 1)
+  at output stride f; a skip concatenation takes the larger field."""
+  k, levels = config.generator.kernel_size, len(config.generator.features)
+  pad, up_pad = (k - 1) // 2, (k - 2) // 2
+  encoder, radius = [], 0
+  for i in range(levels):
+    radius += 2**i * max(pad, k - 2 - pad)
+    encoder.append(radius)
+  for i in reversed(range(levels)):  # up-convolution i returns from stride 2^(i + 1) to 2^i
+    skip = encoder[i] if i < levels - 1 else 0
+    radius = max(radius, skip) + 2**i * max(k - 1 - up_pad, up_pad + 1)
+  multiple = 2**levels
+  return -(-radius // multiple) * multiple
+
+
+def identity_baseline(ldr, *, white_nits: float):
+  """The LDR input itself as an HDR image: sRGB-decoded (the input is display-referred sRGB, not PQ code
+  values), white at `white_nits` cd/m^2, then PQ-coded like the network's output."""
+  return color.pq_encode(color.srgb_to_linear(ldr) * white_nits)
+
+
 def inverse_reinhard_baseline(ldr, *, nits_per_unit: float):
   """LDR (sRGB-encoded) -> inverse Reinhard -> cd/m^2 -> PQ: what a fixed analytic iTM operator gives."""
   hdr = color.inverse_reinhard(color.srgb_to_linear(ldr)) * nits_per_unit
@@ -150,9 +174,10 @@ def make(config) -> Method:
       predict=predict,
       networks=functools.partial(networks, config=config),
       baselines={
-          "identity": lambda x: x,
+          "identity": functools.partial(identity_baseline, white_nits=config.eval.identity_white_nits),
           "inverse_reinhard": functools.partial(
               inverse_reinhard_baseline, nits_per_unit=config.eval.inverse_reinhard_nits_per_unit),
       },
       size_multiple=2 ** len(config.generator.features),
+      tiling=Tiling(halo=halo(config)),
   )

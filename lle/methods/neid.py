@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax.training import train_state
 
 from lle import losses, optim
-from lle.methods import Method
+from lle.methods import Method, Tiling
 from lle.nn.neid import NEID
 
 
@@ -82,6 +82,66 @@ def networks(state, *, config):
   return {"net": (params, lambda x: net.apply_fn({"params": params}, x), (1, size, size, 3))}
 
 
+def halo(config) -> int:
+  """Receptive-field radius of the network in input pixels (FF's pooling aside: see `pooled_dr`),
+  rounded up to the size multiple. A feature pixel at stride s grows its field by (k // 2) s per k x k
+  convolution; pooling adds nothing beyond the pooled pixel's own footprint; a 2x up-convolution (1 x 1
+  conv + depth-to-space) lets a fine pixel see its coarse pixel's field, s / 2 further; a skip
+  concatenation takes the larger field; FF mixes in the DR feature of the same level."""
+  m = config.model
+  reach = m.kernel_size // 2
+  levels = len(m.features)
+  encoder, radius = [], 0
+  for i in range(levels):
+    radius += 2 * reach * 2**i  # DoubleConv at stride 2^i
+    encoder.append(radius)
+  dr = le = encoder[-1]
+  for level in reversed(range(levels - 1)):
+    dr = max(dr + 2**level, encoder[level]) + 2 * reach * 2**level
+    skip = max(encoder[level], dr) if m.feature_fusing else encoder[level]
+    le = max(le + 2**level, skip) + 2 * reach * 2**level
+  if m.upsample:
+    le += reach  # LE's sub-pixel head: a k x k conv at the input's resolution, then depth-to-space
+  multiple = 2 ** (levels - 1)
+  return -(-le // multiple) * multiple
+
+
+def pooled_dr(state, image):
+  """FF's image-global step, once per image: DR's decoder features averaged over the whole image, one
+  [1, C] per level (finest first), summed window by window over the cores (which tile the image)."""
+  height, width = image.size
+  sums = None
+  for windows, _, cores in image.batches():
+    part = _dr_core_sums(state, jnp.asarray(windows), jnp.asarray(cores))
+    sums = part if sums is None else [a + b for a, b in zip(sums, part)]
+  return [s / ((height // 2**level) * (width // 2**level)) for level, s in enumerate(sums)]
+
+
+@jax.jit
+def _dr_core_sums(state, windows, cores):
+  """Per level, the sum of DR's features over each window's core, summed over windows: [1, C]."""
+  net = state["net"]
+  levels = net.apply_fn({"params": net.params}, windows, dr_features_only=True)
+  sums = []
+  for level, feats in enumerate(levels):
+    c = cores // 2**level  # cores sit on the size multiple, so they fall on every level's grid
+    rows, cols = jnp.arange(feats.shape[1]), jnp.arange(feats.shape[2])
+    inside = (((rows[None] >= c[:, :1]) & (rows[None] < c[:, 2:3]))[:, :, None]
+              & ((cols[None] >= c[:, 1:2]) & (cols[None] < c[:, 3:]))[:, None, :])
+    sums.append(jnp.sum(jnp.where(inside[..., None], feats, 0.0), axis=(0, 1, 2))[None])
+  return sums
+
+
+def predict_window(state, windows, context, offsets, cores, image_size):
+  del offsets, cores, image_size
+  net = state["net"]
+  params = {"params": net.params}
+  if context is None:
+    return net.apply_fn(params, windows)
+  pooled = [jnp.broadcast_to(p, (windows.shape[0], p.shape[-1])) for p in context]
+  return net.apply_fn(params, windows, pooled_dr=pooled)
+
+
 def upsampled_input(x, *, scale: int):
   """The identity baseline at the output's size: the input, bicubic-upsampled `scale` times."""
   if scale == 1:
@@ -98,4 +158,6 @@ def make(config) -> Method:
       networks=functools.partial(networks, config=config),
       baselines={"identity": functools.partial(upsampled_input, scale=config.data.input_scale)},
       size_multiple=2 ** (len(config.model.features) - 1),
+      tiling=Tiling(halo=halo(config), output_scale=config.data.input_scale if config.model.upsample else 1,
+                    context=pooled_dr if config.model.feature_fusing else None, predict_window=predict_window),
   )

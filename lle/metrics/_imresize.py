@@ -26,9 +26,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
           + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2)))
 
 
-@functools.lru_cache(maxsize=64)
-def resize_matrix(in_length: int, out_length: int, scale: float, antialiasing: bool = True) -> np.ndarray:
-  """``[out_length, in_length]`` float64 matrix ``W`` with ``resized = W @ signal`` along one axis."""
+def contributions(in_length: int, out_length: int, scale: float, antialiasing: bool = True):
+  """MATLAB's ``contributions``: ``(weights [out, taps] float64, indices [out, taps] int64, 0-based)``,
+  output pixel ``o`` being ``sum_t weights[o, t] * signal[indices[o, t]]``."""
   kernel_width = 4.0
   if scale < 1 and antialiasing:
     kernel = lambda x: scale * _cubic(scale * x)
@@ -45,8 +45,15 @@ def resize_matrix(in_length: int, out_length: int, scale: float, antialiasing: b
   # Symmetric extension: index sequence 1..n, n..1 repeated (1-based).
   aux = np.concatenate([np.arange(1, in_length + 1), np.arange(in_length, 0, -1)])
   ind = aux[np.mod(ind.astype(np.int64) - 1, len(aux))] - 1
+  return weights, ind
+
+
+@functools.lru_cache(maxsize=64)
+def resize_matrix(in_length: int, out_length: int, scale: float, antialiasing: bool = True) -> np.ndarray:
+  """``[out_length, in_length]`` float64 matrix ``W`` with ``resized = W @ signal`` along one axis."""
+  weights, ind = contributions(in_length, out_length, scale, antialiasing)
   mat = np.zeros((out_length, in_length))
-  for j in range(taps):
+  for j in range(weights.shape[1]):
     np.add.at(mat, (np.arange(out_length), ind[:, j]), weights[:, j])
   return mat
 

@@ -12,7 +12,8 @@ Conventions shared by all entries:
 * HDR images (``mpsnr*``, ``pu_*`` both sides; ``fsitm``, ``tmqi`` the target) are linear values used
   as given; PU21 expects them in cd/m^2.
 * ``fsitm`` and ``tmqi``: ``target`` is the HDR image, ``pred`` its tone-mapped LDR version.
-* ``niqe`` is no-reference: ``target`` is ignored and may be ``None``.
+* ``niqe`` is no-reference: ``target`` is ignored and may be ``None``. It runs on the host in float64
+  (``host=True``: not inside ``jax.jit``), the precision its reference scores depend on.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Metric:
   needs_target: bool = True
   hdr_pred: bool = False
   hdr_target: bool = False
+  # Computed on the host in float64 from concrete arrays: callers must not wrap it in jax.jit.
+  host: bool = False
   doc: str = ''
 
   def __call__(self, pred, target=None, *, data_range: float = 1.0) -> dict[str, chex.Array]:
@@ -96,9 +99,9 @@ _ENTRIES = (
            hdr_target=True, doc='PSNR of PU21-encoded RGB (cd/m^2), peak 256'),
     Metric('pu_ssim', lambda p, t, dr: {'pu_ssim': pu21.pu_ssim(p, t)}, ('pu_ssim',), hdr_pred=True,
            hdr_target=True, doc="MATLAB ssim of PU21-encoded luminance (cd/m^2), range 256"),
-    Metric('niqe', lambda p, t, dr: {'niqe': niqe_lib.niqe(p, data_range=dr, quantize=True)},
-           ('niqe',), needs_target=False,
-           doc='NIQE (no reference) on rgb2gray, scored as the 8-bit image'),
+    Metric('niqe', lambda p, t, dr: {'niqe': niqe_lib.niqe_float64(p, data_range=dr, quantize=True)},
+           ('niqe',), needs_target=False, host=True,
+           doc='NIQE (no reference) on rgb2gray, scored as the 8-bit image, in float64'),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}

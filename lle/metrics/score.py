@@ -128,6 +128,15 @@ def score(pred_dir, target_dir, metric_names, *, batch_size: int | None = None):
   return [rows[stem] for stem, _, _ in loaded], columns
 
 
+def undefined_notes(rows) -> list[str]:
+  """Lines naming the files whose scores are NaN because the metric is not defined at their size."""
+  small = [r['file'] for r in rows if 'tmqi_s' in r and math.isnan(r['tmqi_s'])]
+  if not small:
+    return []
+  return [f'tmqi_s and tmqi_q are NaN for {len(small)} image(s) under 161 pixels a side (TMQI.m\'s '
+          f'five-scale structural fidelity is undefined there; tmqi_n is scored): {", ".join(small)}']
+
+
 def summarise(rows, columns) -> dict[str, float]:
   """Mean of every column over the images (a NaN entry makes its mean NaN; inf stays inf)."""
   return {col: float(np.mean([r[col] for r in rows])) for col in columns}
@@ -191,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   csv_path, json_path = write_results(args.out, rows, columns, metadata=metadata)
   summary = summarise(rows, columns)
   print(f'{len(rows)} images -> {csv_path}, {json_path}')
+  for note in undefined_notes(rows):
+    print(f'note: {note}', file=sys.stderr)
   for col, value in summary.items():
     print(f'  {col}: {value}')
   return 0

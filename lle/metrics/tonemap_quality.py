@@ -129,6 +129,11 @@ def _naturalness(l):
   return pb * pc
 
 
+def has_structural_fidelity(height: int, width: int) -> bool:
+  """Whether an image of this size has TMQI's structural fidelity (at least 161 pixels a side)."""
+  return -(-min(height, width) // 2 ** (LEVELS - 1)) >= fidelity.SSIM_FILTER_SIZE
+
+
 @jax.jit
 def tmqi(pred: chex.Array, target: chex.Array, *, data_range: float = 1.0) -> TMQIResult:
   """TMQI of tone-mapped ``pred`` (LDR, ``[0, data_range]``) against linear HDR ``target``.
@@ -148,17 +153,20 @@ def tmqi(pred: chex.Array, target: chex.Array, *, data_range: float = 1.0) -> TM
     (block std: 11x11 blkproc, see :func:`_block_std_mean`);
   * ``Q = 0.8012 S^0.3046 + 0.1988 N^0.7088``.
 
-  The images need at least 161 pixels per side (11 at the coarsest of five scales). An exactly
+  Structural fidelity needs at least 161 pixels per side (11 at the coarsest of five scales). Below
+  that, as ``TMQI.m`` (whose 'valid' windows then leave an empty map, and ``mean2([])`` is NaN), ``s``
+  and ``q`` are NaN and ``n`` is still scored. An exactly
   constant window in either image (clipped highlights, crushed shadows) makes the reference itself
   numerically arbitrary: its local variance there is rounding noise, which enters the map through
   ``s_h s_l``. Scores of images with such areas may differ from MATLAB's in the 5th decimal.
   """
   chex.assert_rank([pred, target], 4)
   chex.assert_equal_shape_prefix([pred, target], 3)
-  if -(-min(pred.shape[1], pred.shape[2]) // 2 ** (LEVELS - 1)) < fidelity.SSIM_FILTER_SIZE:
-    raise ValueError(f'tmqi needs images of at least 161 pixels per side, got '
-                     f'{pred.shape[1]}x{pred.shape[2]}')
   l = _luminance(pred) * (255.0 / data_range)
+  if not has_structural_fidelity(pred.shape[1], pred.shape[2]):
+    n = _naturalness(l)
+    nan = jnp.full_like(n, jnp.nan)
+    return TMQIResult(q=nan, s=nan, n=n)
   yh = _luminance(target)
   lo = jnp.min(yh, axis=(1, 2, 3))
   span = jnp.max(yh, axis=(1, 2, 3)) - lo

@@ -36,27 +36,42 @@ class GLADNet(nn.Module):
   kernel_init: str = "glorot_uniform"
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, *, illumination=None, illumination_only: bool = False):
+    """x [N, H, W, 3] -> [N, H, W, 3].
+
+    `illumination_only=True` returns the global branch's output at `global_size` (computed from x,
+    which may be just the `global_size` nearest-resized copy); `illumination` [N, H, W, global_features]
+    supplies that output already resized to x's size, and the global branch is skipped (tiled inference
+    computes it once per image: `lle.methods.gladnet`).
+    """
     conv = lambda f, stride=1: nn.Conv(f, (self.kernel_size,) * 2, strides=stride, padding="SAME",
                                        kernel_init=initializer(self.kernel_init),
                                        bias_init=nn.initializers.zeros)
+    # Built in the order the layers are named (Conv_0, Conv_1, ...), whichever part runs.
+    encoder = [conv(self.global_features, 2) for _ in range(self.num_blocks)]
+    decoder = [conv(self.global_features) for _ in range(self.num_blocks)]
+    detail = [conv(f) for f in self.detail_features]
+    output = conv(3)
     h, w = x.shape[1:3]
-    g = resize_nearest(x, (self.global_size, self.global_size))
-    skips = []
-    for _ in range(self.num_blocks):
-      g = nn.relu(conv(self.global_features, 2)(g))
-      skips.append(g)
-    # Decoder block i returns to the size of encoder block num_blocks - 2 - i (the global size last).
-    targets = [s.shape[1:3] for s in skips[-2::-1]] + [(self.global_size, self.global_size)]
-    for i, size in enumerate(targets):
-      g = nn.relu(conv(self.global_features)(resize_nearest(g, size)))
-      if i < self.num_blocks - 1:
-        g = g + skips[-2 - i]
-    g = resize_nearest(g, (h, w))
-    y = jnp.concatenate([g, x], axis=-1)
-    for f in self.detail_features:
-      y = nn.relu(conv(f)(y))
-    y = conv(3)(y)
+    if illumination is None:
+      g = resize_nearest(x, (self.global_size, self.global_size))
+      skips = []
+      for layer in encoder:
+        g = nn.relu(layer(g))
+        skips.append(g)
+      # Decoder block i returns to the size of encoder block num_blocks - 2 - i (the global size last).
+      targets = [s.shape[1:3] for s in skips[-2::-1]] + [(self.global_size, self.global_size)]
+      for i, (layer, size) in enumerate(zip(decoder, targets)):
+        g = nn.relu(layer(resize_nearest(g, size)))
+        if i < self.num_blocks - 1:
+          g = g + skips[-2 - i]
+      if illumination_only:
+        return g
+      illumination = resize_nearest(g, (h, w))
+    y = jnp.concatenate([illumination, x], axis=-1)
+    for layer in detail:
+      y = nn.relu(layer(y))
+    y = output(y)
     if self.output_activation == "relu":
       return nn.relu(y)
     if self.output_activation == "none":

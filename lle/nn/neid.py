@@ -86,10 +86,11 @@ class ChannelAttention(nn.Module):
   kernel_init: str = "normal_0.02"
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, pooled=None):
+    """`pooled` [N, C]: the global average of x when it is known already (tiled inference)."""
     c = x.shape[-1]
     dense = lambda f: nn.Dense(f, kernel_init=initializer(self.kernel_init), bias_init=nn.initializers.zeros)
-    w = jnp.mean(x, axis=(1, 2), keepdims=True)
+    w = jnp.mean(x, axis=(1, 2), keepdims=True) if pooled is None else pooled[:, None, None, :]
     return nn.sigmoid(dense(c)(nn.relu(dense(max(c // self.reduction, 1))(w))))
 
 
@@ -98,6 +99,10 @@ class NEID(_Module):
 
   The DR decoder runs at inference only when FF needs its features; DR's super-resolution head
   (`dr_head`) runs only with `with_dr` (training), so inference never reads its parameters.
+
+  FF's attention pools DR features over the whole image, the one image-global step. For tiled inference
+  `dr_features_only=True` returns DR's decoder features (finest level first), and `pooled_dr` (one [N, C]
+  average per level, finest first) replaces the pooling.
   """
   features: Sequence[int] = (64, 128, 256, 512, 1024)
   upsample: bool = True  # LE's sub-pixel 2x module; False: a plain U-Net (1x1 conv to RGB)
@@ -113,7 +118,7 @@ class NEID(_Module):
     return depth_to_space(self.conv(3 * self.scale**2, name=name)(x), self.scale)
 
   @nn.compact
-  def __call__(self, x, *, with_dr: bool = False):
+  def __call__(self, x, *, with_dr: bool = False, dr_features_only: bool = False, pooled_dr=None):
     if self.feature_fusing and not self.detail_refinement:
       raise ValueError("feature fusing needs the detail refinement branch (model.detail_refinement)")
     mod = dict(kernel_size=self.kernel_size, kernel_init=self.kernel_init)
@@ -122,6 +127,8 @@ class NEID(_Module):
     fuse = dr_levels = None
     if self.detail_refinement and (with_dr or self.feature_fusing):
       dr_levels = Decoder(features=self.features[:-1], name="dr_decoder", **mod)(bottleneck, skips)
+    if dr_features_only:
+      return dr_levels[::-1]
     if self.feature_fusing:
       attention = [ChannelAttention(reduction=self.attention_reduction, kernel_init=self.kernel_init,
                                    name=f"ff_{i}")
@@ -132,7 +139,7 @@ class NEID(_Module):
         # FF: channel weights computed from the DR feature of this level; the fused feature passed to
         # LE's decoder is the weighted sum a * skip + (1 - a) * DR feature.
         d = dr_by_level[level]
-        a = attention[level](d)
+        a = attention[level](d, None if pooled_dr is None else pooled_dr[level])
         return a * skip + (1.0 - a) * d
 
     le = Decoder(features=self.features[:-1], name="le_decoder", **mod)(bottleneck, skips, fuse=fuse)[-1]

@@ -138,3 +138,18 @@ def test_scorer_hdr_and_no_reference(tmp_path, tonemap_pairs):
   cv2.imwrite(str(small / 'tiny.png'), np.zeros((100, 120), np.uint8))
   with pytest.raises(score.ScoreError, match=r'ms_ssim cannot score tiny\.png.*176'):
     score.score(small, small, 'ms_ssim')
+
+
+def test_tmqi_of_a_small_image_scores_naturalness_and_says_why_the_rest_is_nan(tmp_path, capsys, photos):
+  pred_dir, target_dir = tmp_path / 'pred', tmp_path / 'target'
+  pred_dir.mkdir()
+  target_dir.mkdir()
+  ldr = np.uint8(np.round(photos[0, :120, :150] * 255))  # under 161 pixels a side
+  cv2.imwrite(str(pred_dir / 'small.png'), ldr[..., ::-1])
+  np.save(target_dir / 'small.npy', np.float32(photos[0, :120, :150] ** 2.2 * 50 + 0.01))
+  assert score.main(['--pred', str(pred_dir), '--target', str(target_dir), '--metrics', 'tmqi',
+                     '--out', str(tmp_path / 'out')]) == 0
+  row = next(csv.DictReader(open(tmp_path / 'out' / 'metrics.csv')))
+  assert row['tmqi_s'] == 'nan' and row['tmqi_q'] == 'nan' and 0 < float(row['tmqi_n']) <= 1
+  err = capsys.readouterr().err
+  assert 'under 161 pixels a side' in err and 'small.png' in err
