@@ -155,3 +155,95 @@ def perceptual(pred, target, *, features, layer: str, preprocess, distance: str 
     per_image = jnp.sqrt(jnp.sum(jnp.square(fp - ft), axis=(1, 2, 3)) + 1e-12)
     return jnp.mean(per_image / (fp.shape[1] * fp.shape[2] * fp.shape[3]))
   raise ValueError(f"unknown perceptual distance {distance!r}; expected one of {PERCEPTUAL_DISTANCES}")
+
+
+# --- DPED / IQE (Ignatov et al. 2017; Adlakha et al. 2021) ---------------------------------------------
+
+COLOR_KERNELS = ("dped", "paper")
+
+
+def color_kernel(form: str, size: int = 21, sigma: float = 3.0):
+  """The [size, size] blur kernel of the colour loss, summing to 1 (numpy float32).
+
+  'dped': the official code's `gauss_kernel(21, 3)`: kern1d = the N(0, 1) mass of `size` equal bins
+  spanning +-(sigma + (2 sigma + 1) / (2 size)), then sqrt(outer(kern1d, kern1d)), normalised. The square
+  root widens it: close to a Gaussian of std sqrt(2) * 21 / (6 + 1/3) = 4.69 pixels at 21 / 3.
+  'paper': Adlakha et al.'s G(k, l) = A exp(-k^2 / (2 sigma) - l^2 / (2 sigma)) on offsets -10..10 (sigma in
+  the denominator, not sigma^2: a Gaussian of std sqrt(sigma) = 1.73 pixels); A = 0.053 is 1 / (2 pi sigma)
+  to 0.1%, so it is normalised to sum 1 here.
+  """
+  import numpy as np
+  from scipy import stats
+  if form == "dped":
+    interval = (2 * sigma + 1.0) / size
+    edges = np.linspace(-sigma - interval / 2.0, sigma + interval / 2.0, size + 1)
+    kern1d = np.diff(stats.norm.cdf(edges))
+    kernel = np.sqrt(np.outer(kern1d, kern1d))
+  elif form == "paper":
+    k = np.arange(size) - size // 2
+    kernel = np.exp(-(k[:, None] ** 2) / (2 * sigma) - (k[None, :] ** 2) / (2 * sigma))
+  else:
+    raise ValueError(f"unknown colour kernel {form!r}; expected one of {COLOR_KERNELS}")
+  return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur(images, kernel):
+  """Each channel of [N, H, W, C] convolved with `kernel` [k, k], zero 'SAME' padding (TF's
+  depthwise_conv2d with padding='SAME')."""
+  channels = images.shape[-1]
+  k = jnp.asarray(kernel, images.dtype)[:, :, None, None]
+  return jax.lax.conv_general_dilated(images, jnp.tile(k, (1, 1, 1, channels)), (1, 1), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+
+
+def color_loss(pred, target, *, kernel, sum_scale: float = 0.5):
+  """sum((blur(pred) - blur(target))^2) * sum_scale / N: DPED's code uses sum_scale 0.5 (a sum over the
+  batch divided by 2 x batch); 1.0 is Adlakha et al.'s ||X_b - Y_b||_2^2 per image, averaged."""
+  diff = blur(pred, kernel) - blur(target, kernel)
+  return jnp.sum(jnp.square(diff)) * sum_scale / pred.shape[0]
+
+
+TV_FORMS = ("dped", "paper")
+
+
+def total_variation(images, *, form: str = "dped"):
+  """'dped': mean(d_x^2) + mean(d_y^2) over every element (the code's 2 (l2(d_x) / |d_x| + l2(d_y) / |d_y|)
+  / N). 'paper': per image ||d_x + d_y||_2 / (C H W), both differences taken on the (H-1) x (W-1) pixels
+  that have both, averaged over the batch (Adlakha et al. "Total Variational Loss", as written)."""
+  dx, dy = image_gradients(images)
+  if form == "dped":
+    return jnp.mean(jnp.square(dx)) + jnp.mean(jnp.square(dy))
+  if form == "paper":
+    both = dx[:, :-1] + dy[:, :, :-1]
+    norm = jnp.sqrt(jnp.sum(jnp.square(both), axis=(1, 2, 3)) + 1e-12)
+    return jnp.mean(norm / (images.shape[1] * images.shape[2] * images.shape[3]))
+  raise ValueError(f"unknown total-variation form {form!r}; expected one of {TV_FORMS}")
+
+
+def rgb_to_grey(images):
+  """TensorFlow's `rgb_to_grayscale` weights (ITU-R BT.601 luma), [..., 3] -> [..., 1]."""
+  return jnp.sum(images * jnp.asarray([0.2989, 0.5870, 0.1140], images.dtype), axis=-1, keepdims=True)
+
+
+def dped_cross_entropy(logits, is_target_photo):
+  """DPED's discriminator loss: -sum over the batch of onehot . log(clip(softmax(logits), 1e-10, 1)), the
+  onehot [1, 0] for a target photo and [0, 1] for an enhanced image (a sum, not a mean, as the code)."""
+  probs = jnp.clip(jax.nn.softmax(logits, axis=-1), 1e-10, 1.0)
+  onehot = jnp.stack([is_target_photo, 1.0 - is_target_photo], axis=-1)
+  return -jnp.sum(onehot * jnp.log(probs))
+
+
+TEXTURE_FORMS = ("dped", "paper")
+
+
+def texture_loss(enhanced_logits, *, form: str):
+  """What the generator minimises from D's logits on enhanced images, summed over the batch.
+  'dped': the code's -(D's loss with every sample enhanced) = sum log P(enhanced): the minimax form,
+  whose gradient vanishes where D is sure. 'paper': -sum log D(F(I_s)), with D the probability of a
+  target photo (Adlakha et al. "Texture loss", as written): the non-saturating form."""
+  probs = jnp.clip(jax.nn.softmax(enhanced_logits, axis=-1), 1e-10, 1.0)
+  if form == "dped":
+    return jnp.sum(jnp.log(probs[:, 1]))
+  if form == "paper":
+    return -jnp.sum(jnp.log(probs[:, 0]))
+  raise ValueError(f"unknown texture form {form!r}; expected one of {TEXTURE_FORMS}")

@@ -1,0 +1,181 @@
+"""IQE: Adlakha et al. 2021, "Low-Light Image Quality Enhancement using Deep Convolutional Generative
+Adversarial Network", and the code it re-types (github Leo-Adlakha/IQE, itself aiff22/DPED: `models.py`,
+`train_model.py`, `utils.py`, `vgg.py`). Where the two disagree the default follows the DPED code (whose
+checkpoints `python -m lle.weights dped` imports) and the `paper` variant follows the IQE text.
+
+Variants (`--config=configs/iqe.py:VARIANT[,VARIANT]`):
+  code     (the default) DPED's code: instance norm (learnable scale / shift, eps 1e-3), loss weights
+           content 10, texture 1, colour 0.5, TV 2000 (`utils.process_command_args`), its loss
+           normalisations, truncated-normal(0.01) weights and 0.01 biases
+  paper    the IQE text: batch norm ("Conv2D and batch normalized layers"), weights 1 / 0.4 / 0.1 / 400,
+           the losses as its equations write them (colour kernel exp(-k^2 / (2 sigma)), texture
+           -sum log D(F(I_s)), content ||.|| / (C H W), TV ||d_x + d_y|| / (C H W)), Keras defaults
+  fivek    the paper's second set: MIT-Adobe FiveK, expert C (`mit_fivek/expert_c`)
+  release  the imported DPED release (`python -m lle.weights dped`): the code's networks, scored and used
+           for enhancement without the content loss's VGG (evaluation never needs it); not for training
+  demo     the embedded low-light demo data, trained in minutes on a CPU (narrower, no content loss)
+  tiny     a minimal model and data for tests
+
+What the IQE text leaves unclear, and the choice here: it counts "16 layers" in the generator (the layer
+list gives 12 convolutions + 8 norms); it gives the last layer "64 9x9 filters" with tanh, which cannot
+produce an RGB image: 3 filters, as DPED; it does not say how tanh is mapped to [0, 1]: DPED's
+tanh(x) * 0.58 + 0.5; it says "Conv2D followed by Batch Normalization Layer with Leaky ReLU" for the
+discriminator without the order: DPED's conv -> LeakyReLU -> norm; its texture loss has no batch
+normalisation term: a sum over the batch, as DPED. Table 1 does not say on which set its 23.04 dB was
+measured (DPED or FiveK, patches or full images).
+"""
+import ml_collections
+
+from lle import config_lib
+
+
+def get_config(arg=None):
+  c = config_lib.base("iqe")
+  c.num_train_steps = 20_000  # IQE "Method": 20K iterations; DPED code: num_train_iters 20000
+  c.batch_size = 50  # IQE "Method": batch size of 50; DPED code: batch_size 50
+  c.eval_every_steps = 1_000  # DPED code: eval_step 1000
+  c.checkpoint_every_steps = 1_000  # DPED code saves the generator at every evaluation
+
+  # DPED's phone -> DSLR patches (100x100 training patches; `test_data/patches` held out):
+  #   python -m lle.data.build dped/iphone --manual_dir=DIR   (DIR holds dped/iphone/...)
+  c.data.name = "dped/iphone"  # IQE "Dataset" 1 (its Samsung S7 set is not public in patch form); DPED code: model=iphone
+  c.data.train_split = "train"  # dped/<phone>/training_data
+  c.data.eval_split = "test"  # dped/<phone>/test_data/patches
+  c.data.input_feature = "phone"
+  c.data.target_feature = "canon"
+  c.data.target_encoding = "none"  # 8-bit sRGB -> [0, 1] (DPED code: / 255)
+  c.data.crop_size = 100  # IQE "Method": 100 x 100 crops; DPED: PATCH_WIDTH = PATCH_HEIGHT = 100
+  c.data.random_flip = False  # DPED code: no augmentation
+
+  g = c.generator = ml_collections.ConfigDict()
+  g.features = 64  # IQE "Method" and DPED models.py: 64 filters throughout
+  g.num_blocks = 4  # IQE: "four sets of Residual Blocks"; DPED: residual 1-4
+  g.norm = "instance"  # DPED models.py `_instance_norm` (`paper`: batch)
+  g.norm_epsilon = 1e-3  # DPED `_instance_norm`: epsilon 1e-3 (Keras BatchNormalization's default too)
+  g.bn_momentum = 0.99  # `paper` only: Keras BatchNormalization's default (IQE used TensorFlow 2)
+  g.output_scale = 0.58  # DPED models.py: tanh(x) * 0.58 + 0.5
+  g.output_offset = 0.5
+  g.kernel_init = "truncated_normal_0.01"  # DPED `weight_variable`: truncated_normal(stddev=0.01)
+  g.bias_init = 0.01  # DPED `bias_variable`: constant 0.01
+
+  d = c.discriminator = ml_collections.ConfigDict()
+  d.conv_features = (48, 128, 192, 192, 128)  # IQE "Method" 2 and DPED `adversarial`
+  d.kernel_sizes = (11, 5, 3, 3, 3)  # same sources
+  d.strides = (4, 2, 1, 1, 2)  # same sources: 100x100 -> 7x7, flatten 128 * 7 * 7
+  d.fc_features = 1024  # same sources
+  d.negative_slope = 0.2  # IQE: "alpha as 0.2"; DPED `leaky_relu(x, alpha=0.2)`
+  d.norm = "instance"  # DPED `_conv_layer(batch_nn=True)` calls `_instance_norm` (`paper`: batch)
+  d.norm_epsilon = 1e-3  # DPED `_instance_norm`
+  d.bn_momentum = 0.99  # `paper` only: Keras default
+  d.kernel_init = "truncated_normal_0.01"  # DPED `_conv_init_vars` and the FC layers: stddev 0.01
+  d.bias_init = 0.01  # DPED: tf.constant(0.01)
+
+  l = c.loss = ml_collections.ConfigDict()
+  l.content_weight = 10.0  # DPED code w_content 10 (IQE / DPED paper: 1)
+  l.texture_weight = 1.0  # DPED code w_texture 1 (IQE: 0.4)
+  l.color_weight = 0.5  # DPED code w_color 0.5 (IQE: 0.1)
+  l.tv_weight = 2000.0  # DPED code w_tv 2000 (IQE: 400)
+  l.vgg_weights = "vgg19_matconvnet"  # DPED vgg.py: imagenet-vgg-verydeep-19.mat (python -m lle.weights vgg19 --from FILE)
+  l.content_layer = "relu5_4"  # DPED train_model.py: CONTENT_LAYER = 'relu5_4'
+  l.vgg_pool_padding = "SAME"  # DPED vgg.py: max_pool padding='SAME'
+  l.content_distance = "mse"  # DPED: 2 l2_loss / (size of the features x batch) (`paper`: l2_over_chw)
+  l.color_kernel = "dped"  # DPED utils.gauss_kernel (`paper`: its G(k, l) formula); see lle.losses.color_kernel
+  l.color_kernel_size = 21  # DPED utils.blur: gauss_kernel(21, 3, 3)
+  l.color_sigma = 3.0  # DPED nsig 3; IQE sigma_{x,y} = 3
+  l.color_sum_scale = 0.5  # DPED: reduce_sum(...) / (2 * batch_size) (`paper`: 1, ||X_b - Y_b||^2)
+  l.texture_form = "dped"  # DPED: loss_texture = -loss_discrim (`paper`: -sum log D(F(I_s)))
+  l.tv_form = "dped"  # DPED: mean(d_x^2) + mean(d_y^2) (`paper`: ||d_x + d_y|| / (C H W))
+
+  o = c.optimizer = ml_collections.ConfigDict()
+  o.name = "adam"  # IQE "Method"; DPED: AdamOptimizer for both networks
+  o.learning_rate = 5e-4  # IQE "Method": 5e-4; DPED learning_rate 5e-4
+  o.schedule = "constant"  # DPED: no decay
+  o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8  # DPED: TF1 AdamOptimizer defaults
+  o.decay_every, o.decay_factor = 1, 1.0  # unused by a constant schedule; here so a sweep can set one
+  o.rmsprop_decay = 0.9  # unused by Adam
+  o.boundaries, o.boundary_factors = (), ()
+
+  e = c.eval
+  e.metrics = ("psnr", "ssim")  # IQE Table 1
+  e.quantize_8bit = False  # DPED train_model.py scores the float output (loss_psnr), not saved files
+  e.color = "rgb"  # IQE "PSNR": "the sum over all squared value differences divided by image size and by three"
+  e.ssim_window = "gaussian"  # IQE cites Wang et al. 2004 [10]
+  e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
+
+  return config_lib.apply_variants(c, arg, VARIANTS)
+
+
+def _code(c):
+  del c  # the default
+
+
+def _paper(c):
+  c.generator.norm = "batch"  # IQE "Method" 1: "Conv2D layers and batch normalized layers"
+  c.discriminator.norm = "batch"  # IQE "Method" 2: "Conv2D followed by Batch Normalization Layer"
+  c.loss.content_weight = 1.0  # IQE "Total Loss": L_content + 0.4 L_texture + 0.1 L_color + 400 L_tv
+  c.loss.texture_weight = 0.4
+  c.loss.color_weight = 0.1
+  c.loss.tv_weight = 400.0
+  c.loss.content_distance = "l2_over_chw"  # IQE "Content Loss": ||psi(F(I_s)) - psi(I_t)|| / (C H W)
+  c.loss.color_kernel = "paper"  # IQE "Color Loss": A exp(-(k^2) / (2 sigma) - (l^2) / (2 sigma)), sigma 3
+  c.loss.color_sum_scale = 1.0  # IQE: ||X_b - Y_b||_2^2
+  c.loss.texture_form = "paper"  # IQE "Texture loss": -sum log D(F_W(I_s), I_t)
+  c.loss.tv_form = "paper"  # IQE "Total Variational Loss"
+  c.generator.kernel_init = c.discriminator.kernel_init = "glorot_uniform"  # TF2 / Keras Conv2D default
+  c.generator.bias_init = c.discriminator.bias_init = 0.0  # Keras default
+
+
+def _fivek(c):
+  """IQE "Dataset" 2: MIT-Adobe FiveK, expert C, cropped to 100 x 100 (python -m lle.data.build mit_fivek)."""
+  c.data.name = "mit_fivek/expert_c"
+  c.data.input_feature = "input"
+  c.data.target_feature = "target"
+  c.data.random_flip = False
+
+
+def _release(c):
+  """For the DPED release imported by `python -m lle.weights dped`: evaluation and enhancement need the
+  generator only, so the content loss (and its VGG weights) is left out. Training with it would drop the
+  content term: use `code` for that."""
+  c.loss.content_weight = 0.0
+  c.num_train_steps = 0
+
+
+def _demo(c):
+  """A few minutes on a 2-core CPU, from a fresh clone: the embedded low-light pairs (lle_demo/lowlight),
+  a narrower generator and discriminator, 64x64 patches. Left out: the content loss (weight 0), since no
+  VGG-19 weights can be present on a fresh machine and random features would be a different loss; the
+  paper and code configs stop with the VGG error instead. The texture weight is the code's ratio to colour
+  with a batch of 8 instead of 50 (the texture term is a sum over the batch)."""
+  c.data.name = "lle_demo/lowlight"
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.random_flip = True  # more variety from 12 photos
+  c.data.crop_size = 64
+  c.batch_size = 8
+  c.num_train_steps = 600
+  c.eval_every_steps = 600
+  c.checkpoint_every_steps = 600
+  c.log_every_steps = 50
+  c.generator.features = 16
+  c.discriminator.conv_features = (12, 32, 48, 48, 32)
+  c.discriminator.fc_features = 128
+  c.loss.content_weight = 0.0
+
+
+def _tiny(c):
+  config_lib.tiny_run(c, "lle_demo/lowlight")
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.batch_size = 2
+  c.generator.features = 4
+  c.generator.num_blocks = 1
+  c.discriminator.conv_features = (4, 4, 4, 4, 4)
+  c.discriminator.fc_features = 8
+  c.loss.content_weight = 0.0
+  c.eval.num_images_to_save = 1
+  c.wandb.enabled = False
+
+
+VARIANTS = {"code": _code, "paper": _paper, "fivek": _fivek, "release": _release, "demo": _demo,
+            "tiny": _tiny}

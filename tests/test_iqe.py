@@ -1,0 +1,206 @@
+"""IQE / DPED: networks against the official layer list, the losses by hand, the discriminator's swap,
+exact tiled inference with instance norm, and one tiny run through the trainer."""
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lle import losses, methods, train, weights
+from lle.methods import iqe
+from tests.conftest import load_config
+
+
+def _conv(k, cin, cout):
+  return k * k * cin * cout + cout  # kernel + bias
+
+
+def _count(tree):
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+
+
+def _dped_generator_layers():
+  """(k, in, out) of W1..W12 in aiff22/DPED models.py `resnet`, and the channels of its 8 norms."""
+  convs = [(9, 3, 64)] + [(3, 64, 64)] * 8 + [(3, 64, 64)] * 2 + [(9, 64, 3)]
+  return convs, [64] * 8
+
+
+@pytest.mark.parametrize("variant", ["code", "paper"])
+def test_generator_parameter_count_from_the_layer_list(variant):
+  convs, norms = _dped_generator_layers()
+  expected = sum(_conv(*c) for c in convs) + sum(2 * n for n in norms)  # scale + shift (or BN scale + bias)
+  assert expected == 401_475
+  config = load_config(f"configs/iqe.py:{variant}")
+  variables = jax.eval_shape(lambda: iqe.generator(config).init(jax.random.key(0), jnp.zeros((1, 100, 100, 3))))
+  assert _count(variables["params"]) == expected
+  assert len(variables["params"]) == 12 + 8
+  # Batch norm also keeps running mean and variance (not trained): 2 x 64 per norm.
+  assert _count(variables.get("batch_stats", {})) == (2 * 64 * 8 if variant == "paper" else 0)
+
+
+def test_discriminator_flattens_128x7x7_at_100x100_and_counts_its_parameters():
+  config = load_config("configs/iqe.py")
+  variables = jax.eval_shape(lambda: iqe.discriminator(config).init(jax.random.key(0), jnp.zeros((2, 100, 100, 1))))
+  params = variables["params"]
+  assert params["fc"]["kernel"].shape == (128 * 7 * 7, 1024)
+  assert params["out"]["kernel"].shape == (1024, 2)
+  convs = [(11, 1, 48), (5, 48, 128), (3, 128, 192), (3, 192, 192), (3, 192, 128)]
+  expected = sum(_conv(*c) for c in convs) + 2 * (128 + 192 + 192 + 128) + (6272 * 1024 + 1024) + (1024 * 2 + 2)
+  assert _count(params) == expected == 7_361_122
+  assert "norm1" not in params  # the first conv has no norm
+
+
+def test_dped_colour_kernel_against_hand_computation():
+  """gauss_kernel(21, 3): the N(0, 1) mass of 21 equal bins spanning [-3 - 1/6, 3 + 1/6], sqrt(outer),
+  normalised."""
+  phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
+  edges = [-3 - 1 / 6 + i * (6 + 1 / 3) / 21 for i in range(22)]
+  k1 = [phi(edges[i + 1]) - phi(edges[i]) for i in range(21)]
+  total = sum(math.sqrt(a * b) for a in k1 for b in k1)
+  kernel = losses.color_kernel("dped")
+  assert kernel.shape == (21, 21) and kernel.sum() == pytest.approx(1.0, abs=1e-6)
+  for i, j in ((10, 10), (0, 0), (10, 3), (5, 17)):
+    assert kernel[i, j] == pytest.approx(math.sqrt(k1[i] * k1[j]) / total, rel=1e-5)
+  # Near a Gaussian of std sqrt(2) * 21 / (6 + 1/3) = 4.69 pixels (the square root widens it), cut at the
+  # 21x21 border, which the normalisation makes up for (+4.5 % at the centre):
+  assert kernel[10, 10] == pytest.approx(1 / (2 * math.pi * (math.sqrt(2) * 21 / (19 / 3)) ** 2), rel=0.06)
+
+
+def test_paper_colour_kernel_is_its_formula():
+  """G(k, l) = A exp(-k^2 / (2 sigma) - l^2 / (2 sigma)), A = 0.053, sigma = 3: A is 1 / (6 pi) to 0.1 %."""
+  kernel = losses.color_kernel("paper")
+  assert kernel[10, 10] == pytest.approx(0.053, rel=2e-3)
+  assert kernel[10, 13] == pytest.approx(0.053 * math.exp(-9 / 6), rel=2e-3)
+  assert kernel[7, 13] == pytest.approx(0.053 * math.exp(-18 / 6), rel=2e-3)
+
+
+def test_colour_loss_blurs_both_and_divides_by_two_batches():
+  kernel = np.zeros((3, 3), np.float32)
+  kernel[1, 1] = 1.0  # identity blur: the loss is the plain sum of squares / (2 N)
+  a = jnp.zeros((2, 4, 4, 3))
+  b = a.at[0, 1, 1, 0].set(0.5).at[1, 2, 2, 2].set(1.0)
+  assert float(losses.color_loss(a, b, kernel=kernel)) == pytest.approx((0.25 + 1.0) / 4)
+  # A box blur spreads a single 1 into nine 1/9s: sum of squares 9 / 81.
+  box = np.full((3, 3), 1 / 9, np.float32)
+  c = a.at[0, 2, 2, 1].set(1.0)
+  assert float(losses.color_loss(a, c, kernel=box, sum_scale=1.0)) == pytest.approx(1 / 9 / 2, rel=1e-5)
+
+
+def test_total_variation_by_hand():
+  x = np.zeros((1, 3, 3, 1), np.float32)
+  x[0, 1, 1, 0] = 1.0
+  # dx: H x (W-1) = 6 values, two of them +-1; dy the same: mean 2/6 each.
+  assert float(losses.total_variation(jnp.asarray(x), form="dped")) == pytest.approx(2 / 6 + 2 / 6)
+  # paper: d_x + d_y on the 2x2 pixels that have both. By hand: d_x[r, c] = x[r, c+1] - x[r, c] gives
+  # rows [0, 0], [1, -1]; d_y[r, c] = x[r+1, c] - x[r, c] gives rows [0, 1], [0, -1]; their sum
+  # [[0, 1], [1, -2]] has norm sqrt(6), over C H W = 9.
+  assert float(losses.total_variation(jnp.asarray(x), form="paper")) == pytest.approx(math.sqrt(6) / 9, rel=1e-5)
+
+
+def test_discriminator_sees_the_target_where_swapped_and_learns_the_matching_label():
+  enhanced = jnp.full((4, 2, 2, 3), 0.2)
+  target = jnp.full((4, 2, 2, 3), 0.8)
+  swap = jnp.asarray([1.0, 0.0, 0.0, 1.0])
+  grey = iqe.discriminator_input(enhanced, target, swap)
+  assert grey.shape == (4, 2, 2, 1)
+  np.testing.assert_allclose(np.asarray(grey[:, 0, 0, 0]), [0.8 * 0.9999, 0.2 * 0.9999, 0.2 * 0.9999, 0.8 * 0.9999],
+                             rtol=1e-6)
+  # Labels: swap 1 (target photo) -> class 0; the loss is a sum over the batch.
+  logits = jnp.asarray([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 0.0]])
+  p = jax.nn.softmax(logits)
+  expected = -(math.log(p[0, 0]) + math.log(p[1, 1]) + math.log(p[2, 1]) + math.log(p[3, 0]))
+  assert float(losses.dped_cross_entropy(logits, swap)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_texture_forms():
+  logits = jnp.asarray([[1.0, 0.0], [0.0, 3.0]])
+  p = np.asarray(jax.nn.softmax(logits))
+  assert float(losses.texture_loss(logits, form="dped")) == pytest.approx(np.log(p[:, 1]).sum(), rel=1e-6)
+  assert float(losses.texture_loss(logits, form="paper")) == pytest.approx(-np.log(p[:, 0]).sum(), rel=1e-6)
+
+
+def test_variants_differ_as_documented():
+  code, paper = load_config("configs/iqe.py"), load_config("configs/iqe.py:paper")
+  weights_of = lambda c: (c.loss.content_weight, c.loss.texture_weight, c.loss.color_weight, c.loss.tv_weight)
+  assert weights_of(code) == (10.0, 1.0, 0.5, 2000.0) and weights_of(paper) == (1.0, 0.4, 0.1, 400.0)
+  assert (code.generator.norm, paper.generator.norm) == ("instance", "batch")
+  for c in (code, paper):
+    assert (c.batch_size, c.data.crop_size, c.num_train_steps, c.optimizer.learning_rate) == (50, 100, 20_000, 5e-4)
+  assert load_config("configs/iqe.py:fivek").data.name == "mit_fivek/expert_c"
+  assert load_config("configs/iqe.py:demo").loss.content_weight == 0
+
+
+def test_code_config_stops_with_the_vgg_error_when_weights_are_missing(tmp_path, monkeypatch):
+  monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="python -m lle.weights vgg19 --from FILE --id vgg19_matconvnet"):
+    methods.get(load_config("configs/iqe.py"))
+
+
+def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
+  """With VGG weights present the content term enters the loss; its weights sit in the state unchanged."""
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for name, (k, b) in weights.expected_shapes(19).items():
+    arrays[f"{name}/kernel"] = (rng.standard_normal(k) * np.sqrt(2 / (9 * k[2]))).astype(np.float32)
+    arrays[f"{name}/bias"] = np.zeros(b, np.float32)
+  folder = tmp_path / "vgg19_matconvnet"
+  folder.mkdir()
+  np.savez(folder / "params.npz", **arrays)
+  meta = {"depth": 19, "params_sha256": weights._sha256(str(folder / "params.npz")),
+          "preprocess": {"bgr": False, "scale": 255.0, "mean": [123.68, 116.779, 103.939], "std": [1, 1, 1]}}
+  (folder / "meta.json").write_text(json.dumps(meta))
+  monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+  config = load_config("configs/iqe.py:tiny")
+  with config.unlocked():
+    config.loss.content_weight = 10.0
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  assert "vgg" in state and _count(state["vgg"]) == _count(arrays)
+  batch = {"input": jnp.full((2, 32, 32, 3), 0.1), "target": jnp.full((2, 32, 32, 3), 0.6)}
+  new_state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
+  assert float(metrics["content"]) > 0
+  np.testing.assert_array_equal(np.asarray(new_state["vgg"]["conv5_4"]["kernel"]), arrays["conv5_4/kernel"])
+
+
+def test_training_lowers_the_generator_loss():
+  config = load_config("configs/iqe.py:tiny")
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32) * 0.2
+  batch = {"input": jnp.asarray(x), "target": jnp.asarray(np.sqrt(x))}
+  step = jax.jit(method.train_step)
+  colours = []
+  for i in range(30):
+    state, metrics = step(state, batch, jax.random.key(i))
+    colours.append(float(metrics["color"]))
+  assert colours[-1] < 0.5 * colours[0]
+  assert 0.0 <= float(metrics["d_accuracy"]) <= 1.0
+
+
+def test_windows_normalised_with_whole_image_statistics_equal_one_pass():
+  """Instance norm is image-global: tiled inference computes its statistics on the whole image once, and
+  the windows' cores then equal the one-pass output."""
+  from lle import tiling
+  config = load_config("configs/iqe.py:tiny")
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  rng = np.random.default_rng(1)  # weights with some contrast: at initialisation the output is flat
+  scaled = lambda p: jnp.asarray(rng.normal(0, 1 / np.sqrt(np.prod(p.shape[:-1])) if p.ndim > 1 else 0.1, p.shape),
+                                 jnp.float32)
+  state["gen"] = state["gen"].replace(params=jax.tree.map(scaled, state["gen"].params))
+  image = np.random.default_rng(0).random((70, 90, 3), dtype=np.float32)
+  whole = np.asarray(method.predict(state, jnp.asarray(image)[None]))[0]
+  tiled = tiling.TiledPredictor(method, state, tile=24)(image)
+  assert whole.std() > 1e-3
+  np.testing.assert_allclose(tiled, whole, atol=2e-5)
+
+
+def test_tiny_run_through_the_trainer(tmp_path):
+  config = load_config("configs/iqe.py:tiny")
+  results = train.train_and_evaluate(config, tmp_path)
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["step"] == config.num_train_steps == results["step"]
+  assert set(saved["model"]) == {"psnr", "ssim"} and set(saved["baselines"]) == {"identity"}
+  assert np.isfinite(saved["model"]["psnr"])
