@@ -3,6 +3,8 @@
   python benchmarks/bench_train.py                       # iTMN at the paper's size and at the demo size
   python benchmarks/bench_train.py --configs=configs/itmn.py:demo --steps=20
   python benchmarks/bench_train.py --configs=configs/gladnet.py,configs/neid.py
+  python benchmarks/bench_train.py --configs=configs/iqe.py:paper,configs/iqe.py --steps=2 \
+      --override=loss.content_weight=0.0     # IQE / DPED at batch 50, 100x100 (VGG left out unless converted)
 
 Runs the trainer's own jitted, sharded step on the devices the trainer would use (those the global batch
 divides over), on synthetic batches of the shapes the method's data recipe gives (NEID: input at

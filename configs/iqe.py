@@ -143,7 +143,7 @@ def _release(c):
 
 def _demo(c):
   """A few minutes on a 2-core CPU, from a fresh clone: the embedded low-light pairs (lle_demo/lowlight),
-  a narrower generator and discriminator, 64x64 patches. Left out: the content loss (weight 0), since no
+  a narrower generator and discriminator, 48x48 patches, batch 8. Left out: the content loss (weight 0), since no
   VGG-19 weights can be present on a fresh machine and random features would be a different loss; the
   paper and code configs stop with the VGG error instead. The texture weight is the code's ratio to colour
   with a batch of 8 instead of 50 (the texture term is a sum over the batch)."""
@@ -151,13 +151,13 @@ def _demo(c):
   c.data.input_feature = "low"
   c.data.target_feature = "high"
   c.data.random_flip = True  # more variety from 12 photos
-  c.data.crop_size = 64
+  c.data.crop_size = 48
   c.batch_size = 8
-  c.num_train_steps = 600
-  c.eval_every_steps = 600
-  c.checkpoint_every_steps = 600
+  c.num_train_steps = 400
+  c.eval_every_steps = 400
+  c.checkpoint_every_steps = 400
   c.log_every_steps = 50
-  c.generator.features = 16
+  c.generator.features = 12
   c.discriminator.conv_features = (12, 32, 48, 48, 32)
   c.discriminator.fc_features = 128
   c.loss.content_weight = 0.0

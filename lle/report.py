@@ -57,6 +57,22 @@ TABLES = {
         "metrics": ["psnr", "ssim"],
         "figure": {"kind": "bars"},
     },
+    "iqe_table1": {
+        "title": "IQE Table 1: PSNR / SSIM (Adlakha et al. 2021, \"Result and Discussion\")",
+        "where": {"method": "iqe"},
+        "columns": [
+            {"label": "Our Work", "where": {"generator.norm": "batch"}},
+            {"label": "DPED code", "where": {"generator.norm": "instance", "num_train_steps": {"ne": 0}}},
+            {"label": "DPED release", "where": {"generator.norm": "instance", "num_train_steps": 0}},
+            {"label": "CURL", "where": {"method": "curl"}},
+            {"label": "DPE", "where": {"method": "dpe"}},
+            {"label": "HDRNet", "where": {"method": "hdrnet"}},
+            {"label": "Distort-and-recover", "where": {"method": "distort_and_recover"}},
+            {"label": "White-Box", "where": {"method": "white_box"}},
+        ],
+        "metrics": ["psnr", "ssim"],
+        "figure": {"kind": "bars"},
+    },
 }
 
 MISSING = "missing"

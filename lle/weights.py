@@ -1,6 +1,8 @@
 """Pretrained VGG weights from the files researchers hold, converted once into lle's own checked form.
 
   python -m lle.weights vgg19 --from FILE [--id NAME]     # FILE: .pth, .safetensors, .h5 or .mat
+  python -m lle.weights dped --from DIR/iphone_orig        # a released TF 1 model -> a run folder
+  python -m lle.weights gladnet --from DIR/model           #   (see lle/releases.py)
 
 reads FILE, checks every layer's name and shape, and writes `$LLE_WEIGHTS_DIR/NAME/` (default
 `~/.cache/lle/weights`; NAME defaults to `vgg19_<source>`): `params.npz` (HWIO kernels) and `meta.json`
@@ -334,11 +336,16 @@ def load(name: str, *, root: str | None = None) -> tuple[dict, Preprocess, dict]
 
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m lle.weights", description=__doc__.split("\n\n")[0])
-  parser.add_argument("arch", choices=["vgg16", "vgg19"])
-  parser.add_argument("--from", dest="source", required=True, help=".pth, .safetensors, .h5 or .mat file")
+  parser.add_argument("arch", choices=["vgg16", "vgg19", "dped", "gladnet"])
+  parser.add_argument("--from", dest="source", required=True,
+                      help="vgg: .pth, .safetensors, .h5 or .mat file; dped / gladnet: a TF checkpoint prefix or folder")
   parser.add_argument("--id", default=None, help="the name configs use (default: <arch>_<source kind>)")
   parser.add_argument("--weights_dir", default=None, help="default: $LLE_WEIGHTS_DIR or ~/.cache/lle/weights")
+  parser.add_argument("--config", default=None, help="dped / gladnet: the config the weights fit "
+                      "(default configs/iqe.py:release, configs/gladnet.py)")
   args = parser.parse_args(argv)
+  if args.arch in ("dped", "gladnet"):
+    return _convert_release(args)
   try:
     folder = convert(args.arch, args.source, name=args.id, out_dir=args.weights_dir)
   except (WeightsError, FileNotFoundError) as e:
@@ -351,6 +358,21 @@ def main(argv=None):
       print(f"{layer[:-len('/kernel')]:<8} {'x'.join(map(str, shape))}")
   print(f"{meta['source']} weights, input {meta['preprocess']}")
   print(f"wrote {folder}  params sha256 {meta['params_sha256']}")
+  return 0
+
+
+def _convert_release(args) -> int:
+  from lle import releases, tf_checkpoint
+  try:
+    folder = releases.convert(args.arch, args.source, config_spec=args.config, name=args.id,
+                              out_dir=args.weights_dir)
+  except (releases.ReleaseError, tf_checkpoint.CheckpointError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  with open(os.path.join(folder, "release.json")) as f:
+    release = json.load(f)
+  print(f"{len(release['mapping'])} variables mapped, {len(release['left_out'])} left out (optimiser slots, counters)")
+  print(f"wrote {folder}\n  ./launch.sh eval --config={release['config']} --workdir={folder}")
   return 0
 
 

@@ -9,6 +9,7 @@
   python -m lle.data.build mit_fivek/expert_a --split_file=my_split.json --manual_dir=...
   python -m lle.data.build hdr/reinhard --manual_dir=~/hdr_images [--size=512] [--peak_nits=1000]
   python -m lle.data.build lowlight_nr/lime --manual_dir=~/downloads/LIME   # also dicm, npe, mef
+  python -m lle.data.build dped/iphone --manual_dir=~/downloads/dped      # also blackberry, sony, <phone>_full
 
 The data set lands in `--data_dir` (default `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`) and reads back
 with `tfds.data_source('lol/v1', split='train', data_dir=...)` (after `import lle.data.lol`). TFDS writes
@@ -25,13 +26,14 @@ import tensorflow_datasets as tfds
 
 from lle.data import errors
 
-DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr")
+DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr", "dped")
 _HDR_FIELDS = ("size", "scaling", "peak_nits", "diffuse_white_nits", "nits_per_unit", "test_fraction", "seed")
 
 
 def register() -> None:
   """Imports the builders, which registers them with TFDS."""
   import lle.data.demo  # noqa: F401
+  import lle.data.dped  # noqa: F401
   import lle.data.hdr  # noqa: F401
   import lle.data.lol  # noqa: F401
   import lle.data.lowlight_nr  # noqa: F401
@@ -98,7 +100,7 @@ def _parser():
   p = argparse.ArgumentParser(prog="python -m lle.data.build", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("name", help="lol/v1, lol/v2_real, lol/v2_synthetic, mit_fivek[/CONFIG], hdr[/OPERATOR], "
-                                   "lowlight_nr/{lime,dicm,npe,mef}")
+                                   "lowlight_nr/{lime,dicm,npe,mef}, dped/{iphone,blackberry,sony}[_full]")
   p.add_argument("--manual_dir", required=True, help="the folder holding the downloaded / unpacked files")
   p.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--skip_bad", action="store_true", help="skip (and count) bad examples instead of stopping")
