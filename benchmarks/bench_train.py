@@ -3,6 +3,7 @@
   python benchmarks/bench_train.py                       # iTMN at the paper's size and at the demo size
   python benchmarks/bench_train.py --configs=configs/itmn.py:demo --steps=20
   python benchmarks/bench_train.py --configs=configs/gladnet.py,configs/neid.py
+  python benchmarks/bench_train.py --configs=configs/tmgan.py --random_vgg   # no ImageNet weights here
 
 Runs the trainer's own jitted, sharded step on the devices the trainer would use (those the global batch
 divides over), on synthetic batches of the shapes the method's data recipe gives (NEID: input at
@@ -21,6 +22,28 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
 flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
+flags.DEFINE_bool("random_vgg", False, "Time VGG feature losses with random weights written to a temporary "
+                  "$LLE_WEIGHTS_DIR (timing does not depend on the values), for machines without converted "
+                  "ImageNet weights. Marked in the table's config column.")
+
+
+def use_random_vgg():
+  """Random VGG-16/19 weights under every id a config may name, in a temporary $LLE_WEIGHTS_DIR."""
+  import os
+  import tempfile
+
+  import numpy as np
+
+  from lle import weights
+  root = tempfile.mkdtemp(prefix="lle-random-vgg-")
+  rng = np.random.default_rng(0)
+  for depth in (16, 19):
+    convs = {n: (rng.standard_normal(k).astype(np.float32) * np.sqrt(2.0 / (9 * k[2])), np.zeros(b, np.float32))
+             for n, (k, b) in weights.expected_shapes(depth).items()}
+    for source, preprocess in weights.PREPROCESS.items():
+      weights.save(convs, arch=f"vgg{depth}", source=source, preprocess=preprocess, name=f"vgg{depth}_{source}",
+                   out_dir=root, origin={"source_file": "random (benchmark)"})
+  os.environ["LLE_WEIGHTS_DIR"] = root
 
 
 def batch_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -89,10 +112,15 @@ def main(argv):
   if len(FLAGS.configs) > 1:  # one process per config: clean compile times and peak-memory readings
     for spec in FLAGS.configs:
       extra = [f"--override={','.join(FLAGS.override)}"] if FLAGS.override else []
+      extra += ["--random_vgg"] if FLAGS.random_vgg else []
       subprocess.run([sys.executable, __file__, f"--configs={spec}", f"--steps={FLAGS.steps}", "--noheader",
                       *extra], check=True)
     return
+  if FLAGS.random_vgg:
+    use_random_vgg()
   row = bench(FLAGS.configs[0], FLAGS.steps, FLAGS.override)
+  if FLAGS.random_vgg:
+    row["config"] += " (random VGG)"
   print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |",
         flush=True)
 

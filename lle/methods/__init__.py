@@ -10,7 +10,7 @@ from typing import Any, Callable
 import jax
 from flax.training import train_state
 
-NAMES = ("itmn", "gladnet", "neid")
+NAMES = ("itmn", "gladnet", "neid", "tmgan")
 
 
 class NetState(train_state.TrainState):
