@@ -95,7 +95,8 @@ def bench(spec, steps, overrides):
   size = "x".join(map(str, shapes["input"][1:3])) + " -> " + "x".join(map(str, shapes["target"][1:3]))
   return {"config": spec, "devices": f"{mesh.size}x {jax.devices()[0].device_kind}",
           "batch": config.batch_size, "size": size, "images/s": config.batch_size / step_s,
-          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})"}
+          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})",
+          "uses_vgg": isinstance(state, dict) and "vgg" in state}
 
 
 flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
@@ -119,7 +120,7 @@ def main(argv):
   if FLAGS.random_vgg:
     use_random_vgg()
   row = bench(FLAGS.configs[0], FLAGS.steps, FLAGS.override)
-  if FLAGS.random_vgg:
+  if row.pop("uses_vgg") and FLAGS.random_vgg:
     row["config"] += " (random VGG)"
   print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |",
         flush=True)
