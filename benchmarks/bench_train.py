@@ -3,8 +3,9 @@
   python benchmarks/bench_train.py                       # iTMN at the paper's size and at the demo size
   python benchmarks/bench_train.py --configs=configs/itmn.py:demo --steps=20
   python benchmarks/bench_train.py --configs=configs/gladnet.py,configs/neid.py
+  python benchmarks/bench_train.py --configs=configs/tmgan.py --random_vgg   # no ImageNet weights here
   python benchmarks/bench_train.py --configs=configs/iqe.py:paper,configs/iqe.py --steps=2 \
-      --override=loss.content_weight=0.0     # IQE / DPED at batch 50, 100x100 (VGG left out unless converted)
+      --random_vgg   # IQE / DPED at batch 50, 100x100
 
 Runs the trainer's own jitted, sharded step on the devices the trainer would use (those the global batch
 divides over), on synthetic batches of the shapes the method's data recipe gives (NEID: input at
@@ -23,6 +24,28 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
 flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
+flags.DEFINE_bool("random_vgg", False, "Time VGG feature losses with random weights written to a temporary "
+                  "$LLE_WEIGHTS_DIR (timing does not depend on the values), for machines without converted "
+                  "ImageNet weights. Marked in the table's config column.")
+
+
+def use_random_vgg():
+  """Random VGG-16/19 weights under every id a config may name, in a temporary $LLE_WEIGHTS_DIR."""
+  import os
+  import tempfile
+
+  import numpy as np
+
+  from lle import weights
+  root = tempfile.mkdtemp(prefix="lle-random-vgg-")
+  rng = np.random.default_rng(0)
+  for depth in (16, 19):
+    convs = {n: (rng.standard_normal(k).astype(np.float32) * np.sqrt(2.0 / (9 * k[2])), np.zeros(b, np.float32))
+             for n, (k, b) in weights.expected_shapes(depth).items()}
+    for source, preprocess in weights.PREPROCESS.items():
+      weights.save(convs, arch=f"vgg{depth}", source=source, preprocess=preprocess, name=f"vgg{depth}_{source}",
+                   out_dir=root, origin={"source_file": "random (benchmark)"})
+  os.environ["LLE_WEIGHTS_DIR"] = root
 
 
 def batch_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -74,7 +97,8 @@ def bench(spec, steps, overrides):
   size = "x".join(map(str, shapes["input"][1:3])) + " -> " + "x".join(map(str, shapes["target"][1:3]))
   return {"config": spec, "devices": f"{mesh.size}x {jax.devices()[0].device_kind}",
           "batch": config.batch_size, "size": size, "images/s": config.batch_size / step_s,
-          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})"}
+          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})",
+          "uses_vgg": isinstance(state, dict) and "vgg" in state}
 
 
 flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
@@ -91,10 +115,15 @@ def main(argv):
   if len(FLAGS.configs) > 1:  # one process per config: clean compile times and peak-memory readings
     for spec in FLAGS.configs:
       extra = [f"--override={','.join(FLAGS.override)}"] if FLAGS.override else []
+      extra += ["--random_vgg"] if FLAGS.random_vgg else []
       subprocess.run([sys.executable, __file__, f"--configs={spec}", f"--steps={FLAGS.steps}", "--noheader",
                       *extra], check=True)
     return
+  if FLAGS.random_vgg:
+    use_random_vgg()
   row = bench(FLAGS.configs[0], FLAGS.steps, FLAGS.override)
+  if row.pop("uses_vgg") and FLAGS.random_vgg:
+    row["config"] += " (random VGG)"
   print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |",
         flush=True)
 

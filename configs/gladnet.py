@@ -9,6 +9,7 @@ Variants (`--config=configs/gladnet.py:VARIANT[,VARIANT]`):
          on R, G, B (sec. II-C), He initialisation (sec. III-B, [13]; the code: TF's Glorot default), the
          learning rate multiplied by 0.96 after each 100 batches (a staircase; the code decays smoothly)
   nr     also score LIME, DICM and MEF without references (NIQE), as sec. III-C evaluates on them
+  montulet  the data of Montulet & Briassouli's Table 1 (darkened FiveK expert C, 442 test images)
   demo   the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
   tiny   a minimal model and data for tests
 """
@@ -122,4 +123,22 @@ def _nr(c):
   c.eval.no_reference = ("lowlight_nr/lime", "lowlight_nr/dicm", "lowlight_nr/mef")
 
 
-VARIANTS = {"code": _code, "paper": _paper, "nr": _nr, "demo": _demo, "tiny": _tiny}
+def _montulet(c):
+  """GLADNet on the data of Montulet & Briassouli's Table 1 (configs/tmgan.py), to stand beside tmgan:
+  MIT-Adobe FiveK expert C, their 442-image test split, training patches darkened by a random integer in
+  [1, 128] (their sec. 3-4), held-out inputs darkened once each; GLADNet's own patch size and model."""
+  import importlib.util
+  import os
+  spec = importlib.util.spec_from_file_location("tmgan_config", os.path.join(os.path.dirname(__file__), "tmgan.py"))
+  tmgan = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tmgan)
+  t = tmgan.get_config()
+  for key in ("name", "input_feature", "target_feature", "recipe", "patches_per_image", "canny_sigma",
+              "canny_min_edge_fraction", "canny_max_tries", "darken_min", "darken_max", "darken_gamma",
+              "darken_eval"):
+    c.data[key] = t.data[key]
+  c.eval.metrics = tuple(t.eval.metrics)
+  c.eval.quantize_rounding = t.eval.quantize_rounding
+
+
+VARIANTS = {"code": _code, "paper": _paper, "nr": _nr, "montulet": _montulet, "demo": _demo, "tiny": _tiny}

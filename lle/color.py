@@ -97,3 +97,47 @@ def rgb_to_hsv(rgb, *, eps=1e-8):
   h = jnp.where(chromatic, jnp.mod(h / 6.0, 1.0), 0.0)
   s = jnp.where(v > eps, delta / jnp.where(v > eps, v, 1.0), 0.0)
   return jnp.stack([h, s, v], axis=-1)
+
+
+# CIE 1931 2-degree D65 white point, as scikit-image's `rgb2lab` uses by default (X, Y, Z with Y = 1), and
+# the sRGB (BT.709 primaries, D65) linear RGB -> XYZ matrix of IEC 61966-2-1 as scikit-image writes it.
+D65_WHITE = (0.95047, 1.0, 1.08883)
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423),
+                 (0.212671, 0.715160, 0.072169),
+                 (0.019334, 0.119193, 0.950227))
+_LAB_EPSILON = 0.008856  # (6/29)^3 as CIE 15 rounds it
+_LAB_KAPPA = 7.787  # (29/6)^2 / 3
+
+
+def _xyz_matrices(dtype):
+  forward = jnp.asarray(_XYZ_FROM_RGB, dtype)
+  return forward, jnp.linalg.inv(forward)
+
+
+def srgb_to_lab(rgb):
+  """sRGB in [0, 1] -> CIELAB (D65), [..., 3] -> [..., 3] with L in [0, 100] (scikit-image's rgb2lab).
+
+  f(t) = t^(1/3) above (6/29)^3, else 7.787 t + 16/116; the cube root is taken of max(t, eps) so that
+  the unused branch gives no NaN gradient at t = 0."""
+  rgb = jnp.asarray(rgb)
+  dtype = jnp.result_type(rgb, jnp.float32)
+  forward, _ = _xyz_matrices(dtype)
+  xyz = srgb_to_linear(rgb.astype(dtype)) @ forward.T / jnp.asarray(D65_WHITE, dtype)
+  f = jnp.where(xyz > _LAB_EPSILON, jnp.cbrt(jnp.maximum(xyz, _LAB_EPSILON)), _LAB_KAPPA * xyz + 16.0 / 116.0)
+  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+  return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_srgb(lab):
+  """CIELAB (D65) -> sRGB in [0, 1] (scikit-image's lab2rgb: negative Z clipped to 0, the result clipped
+  to [0, 1]); [..., 3] -> [..., 3]."""
+  lab = jnp.asarray(lab)
+  dtype = jnp.result_type(lab, jnp.float32)
+  lab = lab.astype(dtype)
+  fy = (lab[..., 0] + 16.0) / 116.0
+  fx = lab[..., 1] / 500.0 + fy
+  fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)
+  f = jnp.stack([fx, fy, fz], axis=-1)
+  xyz = jnp.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / _LAB_KAPPA) * jnp.asarray(D65_WHITE, dtype)
+  _, inverse = _xyz_matrices(dtype)
+  return linear_to_srgb(xyz @ inverse.T)

@@ -13,7 +13,9 @@ A table spec (built in below, or JSON via --spec) is:
    "columns": [{"label": str, "where": {key: cond}}, ...],
    "metrics": [str, ...],                           # rows, from results["model"]
    "figure": {"kind": "heatmap", "x": key, "y": key, "metric": str} | {"kind": "bars"}}
-with `key` a dotted config path and `cond` a value (equal, floats to 1e-9 relative) or {"ne": value}.
+with `key` a dotted config path and `cond` a value (equal, floats to 1e-9 relative) or {"ne": value}. A
+column may add "system": "<baseline>" to take a baseline's scores from the runs it matches (results
+["baselines"][name]) instead of the model's.
 """
 import csv
 import io
@@ -43,6 +45,19 @@ TABLES = {
             {"label": "NoAdvReg", "where": {"loss.adversarial": False, "loss.alpha": {"ne": 0.0}}},
         ],
         "metrics": ["mpsnr", "ssim", "psnr"],
+        "figure": {"kind": "bars"},
+    },
+    "tmgan_table1": {
+        "title": "Montulet & Briassouli Table 1: MIT-Adobe FiveK expert C, Montulet split (442 test images)",
+        "where": {"data.name": "mit_fivek/expert_c_montulet"},
+        "columns": [
+            {"label": "Deep Photo Enhancer", "where": {"method": "dpe"}},  # not in lle: paper values only
+            {"label": "GLADNet", "where": {"method": "gladnet"}},
+            {"label": "Deep Retinex", "where": {"method": "retinexnet"}},  # not in lle: paper values only
+            {"label": "proposed network", "where": {"method": "tmgan"}},
+            {"label": "identity", "where": {"method": "tmgan"}, "system": "identity"},
+        ],
+        "metrics": ["psnr", "mse_8bit", "fsitm"],
         "figure": {"kind": "bars"},
     },
     "neid_table2": {
@@ -130,8 +145,9 @@ def build_table(spec: dict, runs: list[dict]) -> dict:
   for column in spec["columns"]:
     chosen = [r for r in considered if matches(r["config"], column["where"])]
     members[column["label"]] = [r["dir"] for r in chosen]
-    cells[column["label"]] = {m: cell_stats([r["model"][m] for r in chosen if m in r.get("model", {})])
-                              for m in spec["metrics"]}
+    scores = [r.get("baselines", {}).get(column["system"], {}) if "system" in column else r.get("model", {})
+              for r in chosen]
+    cells[column["label"]] = {m: cell_stats([s[m] for s in scores if m in s]) for m in spec["metrics"]}
   return {"title": spec["title"], "columns": [c["label"] for c in spec["columns"]], "metrics": spec["metrics"],
           "cells": cells, "runs": members, "considered": considered}
 

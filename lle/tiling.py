@@ -99,15 +99,15 @@ class TiledPredictor:
   """`predict(image)` for one method and state, jitted once per window shape (kept across images)."""
 
   def __init__(self, method: Method, state, *, tile: int = 512, batch: int = 1, sharding=None):
-    if method.tiling is None:
-      raise ValueError("this method does not describe tiled inference (Method.tiling)")
     self.method, self.state, self.batch, self.sharding = method, state, batch, sharding
     multiple = method.size_multiple
-    self.tile = max(multiple, tile // multiple * multiple)
-    self.halo = method.tiling.halo
-    self.scale = method.tiling.output_scale
     tiling = method.tiling
-    window_fn = tiling.predict_window or (lambda s, x, ctx, off, cores, size: method.predict(s, x))
+    # A method without `tiling` (its outputs depend on the whole image, e.g. through instance
+    # normalisation) runs each image in one pass: one window, the whole padded image (memory grows with it).
+    self.tile = None if tiling is None else max(multiple, tile // multiple * multiple)
+    self.halo = 0 if tiling is None else tiling.halo
+    self.scale = 1 if tiling is None else tiling.output_scale
+    window_fn = (tiling and tiling.predict_window) or (lambda s, x, ctx, off, cores, size: method.predict(s, x))
     self._window = jax.jit(window_fn)
 
   def __call__(self, image: np.ndarray, *, state=None, out_dtype=np.float32, convert=None) -> np.ndarray:
@@ -120,8 +120,9 @@ class TiledPredictor:
     state = self.state if state is None else state
     h, w = image.shape[:2]
     padded = pad_to_multiple(image, self.method.size_multiple)
-    tiled = TiledImage(padded, self.tile, self.halo, self.batch)
-    context = self.method.tiling.context(state, tiled) if self.method.tiling.context else None
+    tiled = TiledImage(padded, self.tile or max(padded.shape[:2]), self.halo, self.batch)
+    tiling = self.method.tiling
+    context = tiling.context(state, tiled) if tiling is not None and tiling.context else None
     s = self.scale
     out = None
     for windows, offsets, cores in tiled.batches():

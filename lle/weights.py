@@ -284,7 +284,15 @@ def convert(arch: str, path: str, *, name: str | None = None, out_dir: str | Non
   if depth is None:
     raise WeightsError(f"unknown architecture {arch!r}; expected vgg16 or vgg19")
   convs, source, preprocess = read_any(path, depth)
-  name = name or f"{arch}_{source}"
+  return save(convs, arch=arch, source=source, preprocess=preprocess, name=name or f"{arch}_{source}",
+              out_dir=out_dir, origin={"source_file": os.path.abspath(path), "source_sha256": _sha256(path)})
+
+
+def save(convs: dict, *, arch: str, source: str, preprocess: Preprocess, name: str, out_dir: str | None = None,
+         origin: dict | None = None) -> str:
+  """Writes checked {conv: (HWIO kernel, bias)} as weights `name` (atomically) and returns the folder."""
+  depth = {"vgg16": 16, "vgg19": 19}[arch]
+  check(convs, depth, name)
   folder = os.path.join(out_dir or weights_dir(), name)
   tmp = folder + ".tmp"
   os.makedirs(tmp, exist_ok=True)
@@ -293,8 +301,8 @@ def convert(arch: str, path: str, *, name: str | None = None, out_dir: str | Non
     arrays[f"{conv}/kernel"] = np.asarray(kernel, np.float32)
     arrays[f"{conv}/bias"] = np.asarray(bias, np.float32)
   np.savez(os.path.join(tmp, "params.npz"), **arrays)
-  meta = {"arch": arch, "depth": depth, "source": source, "source_file": os.path.abspath(path),
-          "source_sha256": _sha256(path), "preprocess": dataclasses.asdict(preprocess),
+  meta = {"arch": arch, "depth": depth, "source": source, **(origin or {}),
+          "preprocess": dataclasses.asdict(preprocess),
           "layers": {k: list(v.shape) for k, v in arrays.items()},
           "params_sha256": _sha256(os.path.join(tmp, "params.npz"))}
   with open(os.path.join(tmp, "meta.json"), "w") as f:
@@ -311,6 +319,17 @@ def how_to_get(name: str) -> str:
   depth = {"vgg16": 16, "vgg19": 19}.get(arch, 19)
   url = OFFICIAL.get(source, OFFICIAL["matconvnet"]).get(depth)
   return f"convert the official file once: python -m lle.weights {arch or 'vgg19'} --from FILE --id {name} (FILE from {url})"
+
+
+def preprocess_of(name: str, *, root: str | None = None) -> Preprocess:
+  """The input convention of converted weights `name`, from their meta.json alone (no array is read)."""
+  meta_file = os.path.join(root or weights_dir(), name, "meta.json")
+  if not os.path.exists(meta_file):
+    raise FileNotFoundError(f"VGG weights {name!r} not found in {os.path.dirname(meta_file)} (set $LLE_WEIGHTS_DIR); "
+                            f"{how_to_get(name)}")
+  with open(meta_file) as f:
+    p = json.load(f)["preprocess"]
+  return Preprocess(bgr=p["bgr"], scale=p["scale"], mean=tuple(p["mean"]), std=tuple(p["std"]))
 
 
 def load(name: str, *, root: str | None = None) -> tuple[dict, Preprocess, dict]:

@@ -40,3 +40,24 @@ def load_config(spec: str):
   """`configs/itmn.py:tiny` -> ConfigDict, as `--config=` loads it."""
   from lle import config_lib
   return config_lib.load(os.path.join(REPO, spec))
+
+
+@pytest.fixture(scope="session")
+def fake_vgg_weights(tmp_path_factory):
+  """$LLE_WEIGHTS_DIR holding random (He-scaled) VGG-19 weights converted by `lle.weights` from a file in
+  Keras' layout, under the id the tmgan config names (`vgg19_keras`): the real loading path, without
+  ImageNet weights."""
+  from lle import weights
+  from tests.test_weights import _random_vgg, _write_h5
+  root = tmp_path_factory.mktemp("weights")
+  source = root / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  _write_h5(source, _random_vgg(19))
+  weights.convert("vgg19", str(source), name="vgg19_keras", out_dir=str(root))
+  source.unlink()
+  old = os.environ.get("LLE_WEIGHTS_DIR")
+  os.environ["LLE_WEIGHTS_DIR"] = str(root)
+  yield str(root)
+  if old is None:
+    os.environ.pop("LLE_WEIGHTS_DIR", None)
+  else:
+    os.environ["LLE_WEIGHTS_DIR"] = old

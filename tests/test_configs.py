@@ -11,9 +11,9 @@ from lle import methods
 from tests.conftest import REPO, load_config
 
 RUN_FIELDS = ("seed", "num_train_steps", "batch_size", "eval_every_steps", "checkpoint_every_steps")
-CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py")
+CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py", "configs/tmgan.py")
 SIZE_VARIANTS = ("demo", "tiny")  # run sizes, not settings of the paper
-DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff"}  # name the default setting
+DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff", "configs/tmgan.py": "paper"}  # name the default setting
 
 
 def _variants(path):
@@ -56,8 +56,10 @@ def test_every_method_has_demo_tiny_and_settings():
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_every_variant_loads_with_the_run_fields_and_builds_its_state(spec):
+def test_every_variant_loads_with_the_run_fields_and_builds_its_state(spec, request):
   config = load_config(spec)
+  if config.method == "tmgan" and config.loss.perceptual_weight:
+    request.getfixturevalue("fake_vgg_weights")  # the paper's VGG loss reads converted weights
   for field in RUN_FIELDS:
     assert isinstance(config[field], int), field
   assert config.batch_size > 0 and config.num_train_steps > 0
@@ -77,7 +79,8 @@ def test_each_setting_changes_the_config_and_survives_demo_and_tiny(path, varian
     sized, combined = load_config(f"{path}:{size}"), load_config(f"{path}:{size},{variant}")
     want, got = _flat(load_config(f"{path}:{variant}")), _flat(combined)
     assert {k: got[k] for k in changed} == {k: want[k] for k in changed}, (size, variant)
-    assert _changed(sized, combined) == changed, (size, variant)
+    # Nothing beyond the setting's own fields (a data-set setting may repeat values the size variant sets).
+    assert _changed(sized, combined) <= changed, (size, variant)
 
 
 def test_paper_values_and_ablations():

@@ -30,15 +30,18 @@ def test_patch_recipe_shapes_ranges_and_determinism():
   recipe = montulet.MontuletPatch(config, lambda ex, c: {"input": ex["input"], "target": ex["target"]})
   a = recipe.random_map(example, np.random.default_rng(3))
   b = recipe.random_map(example, np.random.default_rng(3))
-  assert a["input"].shape == a["target"].shape == (32, 32, 1)
+  assert a["input"].shape == a["target"].shape == (32, 32, 3)  # RGB: the method takes the lightness itself
   np.testing.assert_array_equal(a["input"], b["input"])
   assert 0.0 <= a["input"].min() and a["target"].max() <= 1.0
   assert a["input"].mean() < a["target"].mean()  # darkened (divisor >= 1)
-  lab_l = skimage.color.rgb2lab(photo)[..., 0] / 100
-  assert lab_l.min() >= 0 and lab_l.max() <= 1
+  # The darkened patch is the target patch darkened by one integer divisor in [1, 128].
+  ratio = (a["input"][a["target"] > 0.2] ** 2.2) / (a["target"][a["target"] > 0.2] ** 2.2)
+  divisor = 1.0 / np.median(ratio)
+  assert abs(divisor - round(divisor)) < 1e-3 and 1 <= round(divisor) <= 128
+  np.testing.assert_allclose(ratio, 1.0 / round(divisor), rtol=1e-4)
 
 
-def test_montulet_recipe_in_the_pipeline_gives_lightness_batches():
+def test_montulet_recipe_in_the_pipeline_gives_rgb_batches():
   from tests.conftest import load_config
   from lle.data import pipeline
   config = load_config("configs/itmn.py:tiny")  # the demo's LDR/HDR pairs stand in for FiveK pairs
@@ -50,6 +53,6 @@ def test_montulet_recipe_in_the_pipeline_gives_lightness_batches():
                             darken_gamma=2.2))
   ds = pipeline.train_dataset(config)
   a, b = ds[3], pipeline.train_dataset(config)[3]
-  assert a["input"].shape == (config.batch_size, 32, 32, 1) and a["target"].shape == a["input"].shape
+  assert a["input"].shape == (config.batch_size, 32, 32, 3) and a["target"].shape == a["input"].shape
   np.testing.assert_array_equal(a["input"], b["input"])
   assert float(a["input"].mean()) < float(a["target"].mean())

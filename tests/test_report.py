@@ -55,3 +55,25 @@ def test_custom_spec_and_conditions():
   table = report.build_table(spec, runs)
   assert table["cells"]["big"]["psnr"]["mean"] == 1.0 and table["cells"]["zero"]["psnr"]["mean"] == 2.0
   assert report.matches({"a": {"b": True}}, {"a.b": True}) and not report.matches({"a": {"b": 1}}, {"a.b": True})
+
+
+def test_tmgan_table1_takes_the_identity_column_from_the_baselines_and_only_the_montulet_split(tmp_path):
+  fivek = {"name": "mit_fivek/expert_c_montulet"}
+  for name, method, model, identity in [("t", "tmgan", {"psnr": 20.5, "mse_8bit": 900.0, "fsitm": 0.9},
+                                         {"psnr": 9.0, "mse_8bit": 8000.0, "fsitm": 0.7}),
+                                        ("g", "gladnet", {"psnr": 18.0, "mse_8bit": 1200.0, "fsitm": 0.88}, None)]:
+    d = tmp_path / name
+    d.mkdir()
+    results = {"config": {"method": method, "data": fivek}, "model": model, "step": 1,
+               "baselines": {"identity": identity} if identity else {}}
+    (d / "results.json").write_text(json.dumps(results))
+  _run(tmp_path, "demo", {"method": "tmgan", "data": {"name": "lle_demo/lowlight"}}, {"psnr": 1.0})
+  table = report.build_table(report.TABLES["tmgan_table1"], report.load_runs(str(tmp_path)))
+  assert table["cells"]["proposed network"]["psnr"] == {"n": 1, "mean": 20.5, "std": 0.0}  # demo run excluded
+  assert table["cells"]["identity"]["mse_8bit"]["mean"] == 8000.0
+  assert table["cells"]["GLADNet"]["fsitm"]["mean"] == 0.88
+  assert table["cells"]["Deep Retinex"]["psnr"]["n"] == 0
+  reference = json.load(open(report.FLAGS["reference"].default))["tmgan_table1"]
+  md = report.to_markdown(table, reference)
+  assert "| paper: psnr | 13.04 | 13.79 | 14.24 | 19.72 | — |" in md
+  assert "| psnr | missing | 18 (n=1) | missing | 20.5 (n=1) | 9 (n=1) |" in md

@@ -2,11 +2,16 @@
 
 From every image, `patches_per_image` random, partly overlapping `crop_size` patch pairs, kept only if
 non-flat by a Canny edge test; the input is darkened by removing the gamma, dividing by a random integer
-in [1, 128] and re-applying the gamma; model input and target are the LAB lightness L / 100 in [0, 1].
+in [1, 128] and re-applying the gamma. Patches stay RGB: the method takes their CIELAB lightness itself
+(`lle.methods.tmgan`), so that its output keeps the input's colour and is scored as RGB.
 
 The paper darkens each image once and saves it; here the divisor is drawn per (image, patch) from the
-index-seeded generator, so a batch is still a pure function of (seed, step).
+index-seeded generator, so a batch is still a pure function of (seed, step). Held-out inputs are darkened
+once each, by a divisor fixed by the image's name and the seed (`eval_divisor`), as the paper's saved
+test inputs.
 """
+import hashlib
+
 import grain
 import numpy as np
 
@@ -23,14 +28,15 @@ def edge_fraction(rgb: np.ndarray, *, sigma: float) -> float:
   return float(skimage.feature.canny(skimage.color.rgb2gray(rgb), sigma=sigma).mean())
 
 
-def lightness(rgb: np.ndarray) -> np.ndarray:
-  """LAB L / 100 (D65), [H, W, 3] in [0, 1] -> [H, W, 1] in [0, 1]."""
-  import skimage.color
-  return (skimage.color.rgb2lab(np.clip(rgb, 0.0, 1.0))[..., :1] / 100.0).astype(np.float32)
+def eval_divisor(name: str, seed: int, low: int, high: int) -> int:
+  """The darkening divisor of held-out image `name`: uniform in [low, high], the same on every run with
+  this seed (not Python's salted hash)."""
+  digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+  return int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(low, high + 1))
 
 
 class MontuletPatch(grain.transforms.RandomMap):
-  """A stored pair -> one non-flat, darkened, lightness patch pair {'input', 'target'} [S, S, 1].
+  """A stored pair -> one non-flat, darkened patch pair {'input', 'target'} [S, S, 3] in [0, 1].
 
   Up to `config.canny_max_tries` positions are drawn; the first whose target patch has an edge fraction
   of at least `config.canny_min_edge_fraction` is kept (the last one if none passes, so every index
@@ -56,4 +62,4 @@ class MontuletPatch(grain.transforms.RandomMap):
         break
     divisor = int(rng.integers(c.darken_min, c.darken_max + 1))
     inp = darken(pair["input"][top:top + size, left:left + size], divisor, gamma=c.darken_gamma)
-    return {"input": lightness(inp), "target": lightness(target)}
+    return {"input": inp.astype(np.float32), "target": target.astype(np.float32)}

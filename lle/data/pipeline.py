@@ -234,8 +234,8 @@ class EvalSet:
   gives them (NEID's input bicubic-downsampled, as in its evaluation).
   """
 
-  def __init__(self, source, data_config, *, shapes_source=None, limit=None, no_target=False):
-    self.source, self.data_config, self.no_target = source, data_config, no_target
+  def __init__(self, source, data_config, *, shapes_source=None, limit=None, no_target=False, seed=0):
+    self.source, self.data_config, self.no_target, self.seed = source, data_config, no_target, seed
     peek = shapes_source if shapes_source is not None else source
     n = len(source) if limit is None else min(len(source), limit)
     keys = (data_config.input_feature,) + (() if no_target else (data_config.target_feature,))
@@ -265,9 +265,15 @@ class EvalSet:
       pair = {"input": to_float(photo), "size": photo.shape[:2]}
     else:
       pair = make_pair(example, self.data_config)
-    if _recipe(self.data_config) == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
+    recipe = _recipe(self.data_config)
+    if recipe == "neid":  # the model sees the bicubic-downsampled input (NEID sec. 3.3)
       pair["input"] = bicubic_downsample(pair["input"], self.data_config.input_scale)
     pair["name"] = _decoded_name(example, index)
+    if self.data_config.get("darken_eval", False) and not self.no_target:
+      from lle.data import montulet  # held-out inputs darkened once each (Montulet & Briassouli sec. 4)
+      c = self.data_config
+      divisor = montulet.eval_divisor(pair["name"], self.seed, c.darken_min, c.darken_max)
+      pair["input"] = montulet.darken(pair["input"], divisor, gamma=c.darken_gamma).astype(np.float32)
     return pair
 
   def __iter__(self):
@@ -298,7 +304,7 @@ def eval_set(config) -> EvalSet:
   skip = {k: tfds.decode.SkipDecoding() for k in (data_config.input_feature, data_config.target_feature)
           if isinstance(info.features[k], tfds.features.Tensor)}
   shapes = _as_data_source(data_config, data_config.eval_split, decoders=skip) if skip else None
-  return EvalSet(source, data_config, shapes_source=shapes, limit=data_config.eval_limit)
+  return EvalSet(source, data_config, shapes_source=shapes, limit=data_config.eval_limit, seed=config.seed)
 
 
 class FolderSource:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import jax
 from flax.training import train_state
 
-NAMES = ("itmn", "gladnet", "neid", "iqe")
+NAMES = ("itmn", "gladnet", "neid", "tmgan", "iqe")
 
 
 class NetState(train_state.TrainState):

@@ -71,6 +71,8 @@ def _tmqi(p, t, dr):
 _ENTRIES = (
     Metric('mse', lambda p, t, dr: {'mse': fidelity.mse(p, t, data_range=dr)}, ('mse',),
            doc='mean squared error over pixels and channels, on the input scale'),
+    Metric('mse_8bit', lambda p, t, dr: {'mse_8bit': fidelity.mse(p, t, data_range=dr) * (255.0 / dr) ** 2},
+           ('mse_8bit',), doc='mean squared error on the 8-bit scale (0-255), as Montulet & Briassouli Table 1'),
     Metric('psnr', lambda p, t, dr: {'psnr': fidelity.psnr(p, t, data_range=dr)}, ('psnr',),
            doc='10 log10(peak^2 / MSE), all channels'),
     Metric('psnr_y',

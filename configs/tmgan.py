@@ -1,0 +1,178 @@
+"""tmgan: Montulet & Briassouli 2019, "Deep Learning for Robust end-to-end Tone Mapping" (BMVC). No
+official code is public: every value comes from the paper or, where it is silent, from what it cites or
+says it used (pix2pix [9] and its Keras form, since "the model is implemented in Keras"; SRGAN [12] for
+the VGG loss), and is marked so.
+
+Variants (`--config=configs/tmgan.py:VARIANT[,VARIANT]`):
+  paper   (the default) sec. 2.1 / Fig. 1: seven down blocks, the map N/2 x N/2 x 32 before the last upsample
+  down8   sec. 4.1: "8 layers of down-sampling ... and 8 layers of up-sampling" (a size multiple of 256)
+  lol     evaluate on LOL v1's eval15 (sec. 3: "LOL was only used for enriching the testing data"); its
+          inputs are real low-light photos, not darkened again
+  demo    the embedded low-light demo data, sized to train in minutes on a CPU, without VGG weights
+  tiny    a minimal model and data for tests
+"""
+import ml_collections
+
+from lle import config_lib
+
+FIVEK_MONTULET_TRAIN = 4558  # sec. 3: 5000 - 442 test images
+PATCHES_PER_IMAGE = 5  # sec. 3: "From every image, 5 random pairs of partially overlapping patches"
+
+
+def get_config(arg=None):
+  c = config_lib.base("tmgan")
+  c.batch_size = 8  # not in the paper: one 512x512 pair per device of an 8-GPU host
+  steps_per_epoch = FIVEK_MONTULET_TRAIN * PATCHES_PER_IMAGE // c.batch_size  # 2848 (sec. 4.2: "+-25000 samples")
+  c.num_train_steps = 20 * steps_per_epoch  # not in the paper: 20 passes over the patches
+  c.eval_every_steps = steps_per_epoch  # not in the paper: every epoch
+  c.checkpoint_every_steps = steps_per_epoch // 4  # not in the paper
+
+  # Sec. 3: MIT-Adobe FiveK, expert C target, 442 random test images (the `montulet` split of the
+  # mit_fivek builder): python -m lle.data.build mit_fivek/expert_c_montulet --manual_dir=DIR
+  c.data.name = "mit_fivek/expert_c_montulet"
+  c.data.input_feature = "input"
+  c.data.target_feature = "target"
+  c.data.target_encoding = "none"  # 8-bit sRGB expert C -> [0, 1]
+  c.data.recipe = "montulet"  # lle.data.montulet: patches, Canny test, darkening
+  c.data.crop_size = 512  # sec. 3: "The patches contain 512 x 512 pixels"
+  c.data.patches_per_image = PATCHES_PER_IMAGE
+  # Sec. 3: patches "should contain some edges, which is verified by applying Canny edge detection". The
+  # threshold is not in the paper: at least 2% edge pixels at scikit-image's Canny defaults (sigma 1),
+  # up to 10 positions tried per patch.
+  c.data.canny_sigma = 1.0
+  c.data.canny_min_edge_fraction = 0.02
+  c.data.canny_max_tries = 10
+  # Sec. 4: "taking off the gamma correction from the image, dividing it by a random integer in [1, 128],
+  # and adding gamma again"; the gamma is not given: 2.2.
+  c.data.darken_min = 1
+  c.data.darken_max = 128
+  c.data.darken_gamma = 2.2
+  # Sec. 4: "The resulting darkened images are saved and used as input for all further tests": held-out
+  # inputs are darkened too, each by a divisor fixed by its name and the seed (lle.data.montulet).
+  c.data.darken_eval = True
+
+  # Sec. 2.1 / Fig. 1 and sec. 4.1: U-Net on L; each down block reflection pad -> 3x3 conv stride 2 ->
+  # instance norm -> LeakyReLU; each up block upsample x2 -> reflection pad -> 3x3 conv -> instance norm ->
+  # LeakyReLU -> concatenation; the last upsample -> conv -> tanh.
+  g = c.generator = ml_collections.ConfigDict()
+  # Sec. 2.1: seven down blocks. Widths are not in the text: pix2pix's Keras form doubles from gf to 8 gf
+  # (gf, 2gf, 4gf, 8gf, 8gf, 8gf, 8gf); gf = 16 gives Fig. 1's N/2 x N/2 x 32 after the sixth up block
+  # (16 upsampled + 16 concatenated).
+  g.features = (16, 32, 64, 128, 128, 128, 128)
+  g.kernel_size = 3  # sec. 4.1: "stride 2 and kernel size 3"
+  g.negative_slope = 0.2  # not in the paper: pix2pix / DCGAN LeakyReLU slope
+  g.norm_epsilon = 1e-3  # not in the paper: keras-contrib InstanceNormalization's default
+  g.upsampling = "nearest"  # not in the paper: Keras UpSampling2D's default
+  g.kernel_init = "glorot_uniform"  # not in the paper: Keras Conv2D's default
+  # Not in the paper: how the tanh output in [-1, 1] becomes L. "affine": L / 100 = (t + 1) / 2 (pix2pix
+  # scales images to [-1, 1]); "positive": L / 100 = max(t, 0).
+  g.tanh_to_lightness = "affine"
+
+  # Sec. 2.2 / 4.1: PatchGAN of 3x3 stride-2 convolutions, an N/128 x N/128 output map (seven of them).
+  d = c.discriminator = ml_collections.ConfigDict()
+  d.features = (16, 32, 64, 128, 128, 128, 128)  # not in the paper: the generator's widths
+  d.kernel_size = 3  # sec. 4.1
+  d.negative_slope = 0.2  # not in the paper: pix2pix
+  d.norm_epsilon = 1e-3  # not in the paper: keras-contrib InstanceNormalization's default
+  d.kernel_init = "glorot_uniform"  # not in the paper: Keras' default
+  # Not in the paper: pix2pix [9] conditions D on the input (its L beside the judged L).
+  d.conditional = True
+
+  l = c.loss = ml_collections.ConfigDict()
+  # Sec. 2.1: VGG perceptual loss + MSE; sec. 2.2: D's MSE against +1 / -1 maps (LSGAN). The weights are
+  # not in the paper. From SRGAN [12], which the paper follows for its VGG loss: feature MSE rescaled by
+  # 1/12.75^2 (SRGAN sec. 2.2.1, "VGG losses of a scale comparable to the MSE loss") and the adversarial
+  # term at 1e-3 (SRGAN eq. 3), MSE at 1.
+  l.mse_weight = 1.0
+  l.perceptual_weight = 1.0 / 12.75**2
+  l.adversarial_weight = 1e-3
+  p = l.perceptual = ml_collections.ConfigDict()
+  # Sec. 2.1: "only the first five layers are kept" of an ImageNet VGG. A Keras model (sec. 4.1) counts
+  # Keras layers: the fifth after the input is block2_conv2 (relu2_2). VGG-19 as SRGAN [12].
+  p.depth = 19
+  p.num_layers = 5
+  p.layer_counting = "keras"  # lle.nn.vgg.LAYER_COUNTS
+  # Keras' ImageNet weights: python -m lle.weights vgg19 --from vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
+  p.weights = "vgg19_keras"
+  p.distance = "mse"  # sec. 2.1: "these feature vectors are compared using MSE"
+
+  o = c.optimizer = ml_collections.ConfigDict()  # sec. 4.1: the same for both networks
+  o.name = "adam"  # sec. 4.1
+  o.learning_rate = 0.01  # sec. 4.1: "The learning rate is 0.01"
+  o.schedule = "cyclic"  # sec. 4.1: "cyclic, with a decreasing reset point"
+  o.decay_factor = 0.9  # sec. 4.1: "a decay factor 0.9": each restart's peak x 0.9
+  o.cycle_shape = "cosine"  # not in the paper: warm restarts (lle.optim.CYCLE_SHAPES)
+  o.cycle_steps = steps_per_epoch  # not in the paper: one epoch per cycle
+  o.cycle_mult = 1.0  # not in the paper: cycles of equal length
+  o.cycle_min_fraction = 0.0  # not in the paper
+  o.b1, o.b2 = 0.9, 0.999  # not in the paper: Keras Adam's defaults
+  o.eps = 1e-7  # not in the paper: Keras' K.epsilon()
+  o.decay_every, o.rmsprop_decay = 1, 0.9  # unused by a cyclic Adam; here so a sweep can change them
+  o.boundaries, o.boundary_factors = (), ()
+
+  e = c.eval
+  # Table 1: PSNR, MSE (on the 8-bit scale: 3912.6 ... 1054.49) and FSITM; SSIM beside them.
+  e.metrics = ("psnr", "mse_8bit", "fsitm", "ssim")
+  # FSITM compares a tone-mapped image with linear light: the 8-bit expert C target is sRGB-decoded for it;
+  # this scale is used only by metrics on absolute luminance (none here).
+  e.mpsnr_reference_nits = 100.0
+  e.quantize_8bit = True  # sec. 4.2 scores saved output images; 8-bit, rounded (the paper does not say)
+  e.quantize_rounding = "round"
+  e.color = "rgb"  # not in the paper: all channels
+  e.ssim_window = "gaussian"
+
+  return config_lib.apply_variants(c, arg, VARIANTS)
+
+
+def _paper(c):
+  del c  # the default
+
+
+def _down8(c):
+  c.generator.features = (16, 32, 64, 128, 128, 128, 128, 128)  # sec. 4.1: 8 down, 8 up-sampling layers
+
+
+def _lol(c):
+  c.data.name = "lol/v1"
+  c.data.eval_split = "test"  # eval15
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.darken_eval = False  # real low-light captures
+
+
+def _demo(c):
+  """Minutes on a 2-core CPU. Leaves out: the VGG term (no downloaded weights here: perceptual_weight 0;
+  convert VGG-19 weights and set it back to train as the paper), the darkening (the demo's inputs are
+  already simulated low-light captures, 1.6-4.3 stops under, with sensor noise), FiveK."""
+  c.data.name = "lle_demo/lowlight"
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.darken_min = c.data.darken_max = 1
+  c.data.darken_eval = False
+  c.data.crop_size = 256  # the smallest size at which seven down blocks leave more than 1 x 1 to normalise
+  c.batch_size = 2
+  c.num_train_steps = 400
+  c.eval_every_steps = 400
+  c.checkpoint_every_steps = 200
+  c.log_every_steps = 25
+  c.generator.features = (8, 16, 32, 64, 64, 64, 64)
+  c.discriminator.features = (8, 16, 32, 64, 64, 64, 64)
+  c.loss.perceptual_weight = 0.0
+  c.optimizer.cycle_steps = 100
+
+
+def _tiny(c):
+  config_lib.tiny_run(c, "lle_demo/lowlight")
+  c.data.input_feature = "low"
+  c.data.target_feature = "high"
+  c.data.darken_eval = False
+  c.generator.features = (4, 8)
+  c.discriminator.features = (4, 8)
+  c.loss.perceptual_weight = 0.0
+  c.optimizer.cycle_steps = 2
+  c.eval.metrics = ("psnr", "mse_8bit")
+  c.eval.num_images_to_save = 1
+  c.wandb.enabled = False
+
+
+VARIANTS = {"paper": _paper, "down8": _down8, "lol": _lol, "demo": _demo, "tiny": _tiny}

@@ -1,0 +1,257 @@
+"""tmgan (Montulet & Briassouli 2019): CIELAB, the lightness U-Net and PatchGAN, LSGAN signs, cyclic
+learning rates, colour kept from the input, and the VGG loss's weights."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.color
+
+from lle import color, methods, optim
+from lle.methods import tmgan
+from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
+from tests.conftest import load_config
+
+
+def _photo(n, seed=0):
+  """A smooth random colour image with saturated and dark parts."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.random((n // 8, n // 8, 3))
+  return np.asarray(jax.image.resize(coarse, (n, n, 3), "linear"), np.float64)
+
+
+def test_lab_round_trip_matches_scikit_image():
+  x = _photo(64)
+  x[0, :4] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 0, 1]]  # black, white, primaries
+  lab = np.asarray(color.srgb_to_lab(x.astype(np.float32)))
+  np.testing.assert_allclose(lab, skimage.color.rgb2lab(x), atol=2e-3)  # float32 of L, a, b in ~[-100, 100]
+  np.testing.assert_allclose(np.asarray(color.lab_to_srgb(lab)), x, atol=2e-5)
+  # Out-of-gamut LAB (a, b tripled) is clipped as scikit-image clips it.
+  wide = skimage.color.rgb2lab(x) * np.array([1.0, 3.0, 3.0])
+  with pytest.warns(UserWarning):
+    want = skimage.color.lab2rgb(wide)
+  np.testing.assert_allclose(np.asarray(color.lab_to_srgb(wide.astype(np.float32))), want, atol=2e-5)
+  # Gradients are finite at black (the cube root's branch is masked, not differentiated at 0).
+  grad = jax.grad(lambda im: color.srgb_to_lab(im).sum())(jnp.zeros((2, 2, 3)))
+  assert np.isfinite(np.asarray(grad)).all()
+
+
+def _unet_param_count(features, k=3):
+  """By hand from the layer list: every conv has a bias, every instance norm a scale and a shift."""
+  count, c = 0, 1
+  for f in features:  # down blocks
+    count += k * k * c * f + f + 2 * f
+    c = f
+  for s in reversed(features[:-1]):  # up blocks: conv to the skip's width, then concatenation
+    count += k * k * c * s + s + 2 * s
+    c = 2 * s
+  return count + k * k * c * 1 + 1  # the last conv to L
+
+
+@pytest.mark.parametrize("variant,depth", [("paper", 7), ("down8", 8)])
+def test_unet_depth_sizes_and_parameter_count(variant, depth):
+  config = load_config(f"configs/tmgan.py:{variant}")
+  features = tuple(config.generator.features)
+  assert len(features) == depth
+  method = methods.get(config)
+  assert method.size_multiple == 2**depth
+  n = 2**depth  # the smallest input: a 1 x 1 bottleneck
+  model = tmgan.generator(config)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, n, n, 1)))
+  assert sum(x.size for x in jax.tree.leaves(variables)) == _unet_param_count(features)
+  out, inter = model.apply(variables, jnp.full((1, 2 * n, 2 * n, 1), 0.3), capture_intermediates=True)
+  assert out.shape == (1, 2 * n, 2 * n, 1)
+  convs = sorted((k for k in inter["intermediates"] if k.startswith("Conv_")), key=lambda k: int(k[5:]))
+  sizes = [inter["intermediates"][k]["__call__"][0].shape[1] for k in convs]
+  down = [2 * n // 2**i for i in range(1, depth + 1)]
+  up = [2 * n // 2**i for i in range(depth - 1, 0, -1)]
+  assert sizes == down + up + [2 * n]
+  # Fig. 1: the map before the last upsample is N/2 x N/2 x 32 (16 upsampled + 16 concatenated).
+  assert variables["params"][convs[-1]]["kernel"].shape == (3, 3, 32, 1)
+  with pytest.raises(ValueError, match=f"must divide by {2**depth}"):
+    model.apply(variables, jnp.zeros((1, n + 8, n, 1)))
+
+
+@pytest.mark.parametrize("n", [256, 512])
+def test_patchgan_output_is_n_over_128(n):
+  config = load_config("configs/tmgan.py")
+  d = tmgan.discriminator(config)
+  x = jnp.zeros((2, n, n, 2))
+  out = jax.eval_shape(lambda: d.apply(d.init(jax.random.key(0), x), x))
+  assert out.shape == (2, n // 128, n // 128)
+
+
+def _tiny(**changes):
+  config = load_config("configs/tmgan.py:tiny")
+  with config.unlocked():
+    for key, value in changes.items():
+      node = config
+      *path, last = key.split(".")
+      for p in path:
+        node = node[p]
+      node[last] = value
+  return config
+
+
+def _batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  n = config.data.crop_size
+  target = np.stack([_photo(n, seed + i) for i in range(config.batch_size)]).astype(np.float32)
+  return {"input": jnp.asarray(target * 0.2), "target": jnp.asarray(target)}
+
+
+def _d_in(config, state, batch, fake_from):
+  light_in = tmgan.lightness(batch["input"])
+  g = fake_from["gen"]
+  fake = tmgan.tanh_to_lightness(g.apply_fn({"params": g.params}, light_in), config.generator.tanh_to_lightness)
+  return (tmgan._discriminator_input(config, light_in, tmgan.lightness(batch["target"])),
+          tmgan._discriminator_input(config, light_in, fake))
+
+
+def test_lsgan_signs_d_step_lowers_its_loss_and_g_step_raises_ds_score():
+  """Sec. 2.2: D is pushed to +1 on real and -1 on generated maps; G to +1 on its own output."""
+  config = _tiny(**{"optimizer.learning_rate": 1e-3, "optimizer.schedule": "constant", "loss.mse_weight": 0.0,
+                    "loss.adversarial_weight": 1.0})
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  batch = _batch(config)
+  new, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
+  d0, d1 = state["disc"], new["disc"]
+  score = lambda d, x: float(d.apply_fn({"params": d.params}, x).mean())
+
+  real, fake_new = _d_in(config, state, batch, new)
+  d_loss = lambda d: 0.5 * (np.mean((np.asarray(d.apply_fn({"params": d.params}, real)) - 1) ** 2)
+                            + np.mean((np.asarray(d.apply_fn({"params": d.params}, fake_new)) + 1) ** 2))
+  assert d_loss(d1) < d_loss(d0)  # D's step (on G_{k+1}'s output) lowers D's loss
+  assert score(d1, real) - score(d1, fake_new) > score(d0, real) - score(d0, fake_new)  # real above fake
+  _, fake_old = _d_in(config, state, batch, state)
+  assert score(d0, fake_new) > score(d0, fake_old)  # G's step raises D_k's score on G's output
+  np.testing.assert_allclose(float(metrics["d_loss"]), d_loss(d0), rtol=1e-4)  # the loss D's step saw
+
+
+def test_generator_mse_falls_over_steps():
+  config = _tiny(**{"optimizer.schedule": "constant", "optimizer.learning_rate": 2e-3})
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  step = jax.jit(method.train_step)
+  batch = _batch(config)
+  losses = []
+  for i in range(15):
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics["mse"]))
+  assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_output_keeps_the_inputs_a_and_b():
+  config = _tiny()
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  x = (_photo(32, 5) * 0.6 + 0.2).astype(np.float32)  # mid-tones: no channel clipped after a new L
+  out = np.asarray(method.predict(state, jnp.asarray(x[None])))[0]
+  assert out.shape == x.shape
+  lab_in, lab_out = skimage.color.rgb2lab(x), skimage.color.rgb2lab(out)
+  inside = np.all((out > 1e-3) & (out < 1 - 1e-3), axis=-1)
+  assert inside.mean() > 0.5
+  np.testing.assert_allclose(lab_out[inside][:, 1:], lab_in[inside][:, 1:], atol=0.05)
+  assert np.abs(lab_out[..., 0] - lab_in[..., 0]).max() > 1.0  # L is the network's, not the input's
+
+
+@pytest.mark.parametrize("shape,step,want", [
+    ("cosine", 0, 0.01), ("cosine", 5, 0.005), ("cosine", 10, 0.009), ("cosine", 15, 0.0045),
+    ("cosine", 20, 0.0081), ("triangular", 0, 0.0), ("triangular", 5, 0.01), ("triangular", 10, 0.0),
+    ("triangular", 15, 0.009), ("triangular", 17, 0.009 * 0.6), ("sawtooth", 4, 0.006),
+    ("sawtooth", 10, 0.009), ("exponential", 5, 0.01 * 0.1**0.5), ("exponential", 10, 0.009),
+    ("exponential", 29, 0.0081 * 0.1**0.9)])
+def test_cyclic_schedule_values(shape, step, want):
+  fraction = 0.1 if shape == "exponential" else 0.0
+  fn = optim.cyclic_schedule(0.01, 10, shape=shape, decay=0.9, min_fraction=fraction)
+  np.testing.assert_allclose(float(fn(step)), want, rtol=1e-5, atol=1e-9)
+
+
+def test_cyclic_schedule_growing_cycles_and_floor():
+  # cycle_mult 2: cycles [0, 10), [10, 30), [30, 70); the floor is min_fraction of each cycle's peak.
+  fn = optim.cyclic_schedule(1.0, 10, shape="cosine", decay=0.5, cycle_mult=2.0, min_fraction=0.2)
+  for step, want in [(0, 1.0), (10, 0.5), (20, 0.1 + 0.4 * 0.5), (29, None), (30, 0.25), (50, 0.05 + 0.2 * 0.5),
+                     (70, 0.125)]:
+    value = float(fn(step))
+    if want is None:
+      assert 0.1 < value < 0.11  # near the end of cycle 1: close to its floor 0.1
+    else:
+      np.testing.assert_allclose(value, want, rtol=1e-5)
+  with pytest.raises(ValueError, match="cycle_shape"):
+    optim.cyclic_schedule(1.0, 10, shape="square")
+  with pytest.raises(ValueError, match="min_fraction"):
+    optim.cyclic_schedule(1.0, 10, shape="exponential")
+
+
+def test_paper_config_without_vgg_weights_stops_with_how_to_get_them(tmp_path, monkeypatch):
+  monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+  config = load_config("configs/tmgan.py")
+  assert config.loss.perceptual_weight > 0
+  with pytest.raises(FileNotFoundError, match=r"vgg19_keras.*python -m lle\.weights vgg19 --from"):
+    methods.get(config).init(jax.random.key(0))
+
+
+def test_vgg_loss_on_lightness_with_converted_weights(fake_vgg_weights):
+  """The paper's loss path: VGG-19 up to the fifth Keras layer (relu2_2), on the lightness, with weights
+  converted by lle.weights; only the convolutions it uses ride in the state."""
+  config = _tiny(**{"loss.perceptual_weight": 1e-3})
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  assert sorted(state["vgg"]) == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
+  new, metrics = jax.jit(method.train_step)(state, _batch(config), jax.random.key(1))
+  assert np.isfinite(float(metrics["perceptual"])) and float(metrics["perceptual"]) > 0
+  np.testing.assert_array_equal(new["vgg"]["conv2_2"]["kernel"], state["vgg"]["conv2_2"]["kernel"])
+
+
+def test_held_out_inputs_are_darkened_once_by_name(tfds_data_dir):
+  from lle.data import montulet, pipeline
+  config = _tiny(**{"data.darken_eval": True, "data.darken_min": 1, "data.darken_max": 128})
+  a, b = pipeline.eval_set(config), pipeline.eval_set(config)
+  ex_a, ex_b = next(iter(a)), next(iter(b))
+  np.testing.assert_array_equal(ex_a["input"], ex_b["input"])
+  plain = next(iter(pipeline.eval_set(_tiny())))
+  d = montulet.eval_divisor(ex_a["name"], config.seed, 1, 128)
+  np.testing.assert_allclose(ex_a["input"], montulet.darken(plain["input"], d), atol=1e-6)
+  divisors = {montulet.eval_divisor(f"a{i:04d}", 0, 1, 128) for i in range(200)}
+  assert min(divisors) >= 1 and max(divisors) <= 128 and len(divisors) > 60
+
+
+def test_cyclic_lr_sweep_runs_build_their_schedules():
+  """Every run of sweeps/tmgan_cyclic_lr.yaml: a cyclic schedule that starts at its peak (or, triangular,
+  at its floor) and restarts at decay_factor x the previous peak."""
+  from lle import sweep
+  from tests.conftest import REPO
+  runs = sweep.expand(sweep.load_sweep(os.path.join(REPO, "sweeps", "tmgan_cyclic_lr.yaml")))
+  assert len(runs) == 4 * 3 * 3
+  shapes = set()
+  for run in runs:
+    assert run["config"] == "configs/tmgan.py"
+    opt = load_config("configs/tmgan.py").optimizer
+    with opt.unlocked():
+      for key, value in run.items():
+        if key.startswith("config.optimizer."):
+          opt[key[len("config.optimizer."):]] = value
+    fn = optim.schedule(opt)
+    start = 0.01 * (opt.cycle_min_fraction if opt.cycle_shape == "triangular" else 1.0)
+    np.testing.assert_allclose(float(fn(0)), start, rtol=1e-5)
+    np.testing.assert_allclose(float(fn(opt.cycle_steps)) / float(fn(0)), opt.decay_factor, rtol=1e-4)
+    shapes.add(opt.cycle_shape)
+  assert shapes == set(optim.CYCLE_SHAPES)
+
+
+def test_enhance_runs_the_whole_image_in_one_pass():
+  """No tiling for tmgan (instance norm is image-global): enhance pads to the size multiple, runs one pass
+  and crops back, and the result is the padded image's one-pass output."""
+  from lle import enhance, tiling
+  config = _tiny()
+  method = methods.get(config)
+  assert method.tiling is None
+  state = method.init(jax.random.key(0))
+  photo = (_photo(64, 3)[:50, :37] * 255).astype(np.uint8)
+  out = enhance.Enhancer(config, method, state, tile=16, batch=1)(photo)[".png"]
+  assert out.shape == photo.shape and out.dtype == np.uint8
+  padded = tiling.to_float(tiling.pad_to_multiple(photo, method.size_multiple))[None]
+  want = np.asarray(method.predict(state, jnp.asarray(padded)))[0, :50, :37]
+  np.testing.assert_array_equal(out, np.round(np.clip(want, 0, 1) * 255).astype(np.uint8))
