@@ -45,8 +45,8 @@ def load_config(spec: str):
 @pytest.fixture(scope="session")
 def fake_vgg_weights(tmp_path_factory):
   """$LLE_WEIGHTS_DIR holding random (He-scaled) VGG-19 weights converted by `lle.weights` from a file in
-  Keras' layout, under the id the tmgan config names (`vgg19_keras`): the real loading path, without
-  ImageNet weights."""
+  Keras' layout, under the ids the tmgan and iqe configs name (`vgg19_keras`, `vgg19_matconvnet`): the
+  real loading path, without ImageNet weights."""
   from lle import weights
   from tests.test_weights import _random_vgg, _write_h5
   root = tmp_path_factory.mktemp("weights")
@@ -54,6 +54,9 @@ def fake_vgg_weights(tmp_path_factory):
   _write_h5(source, _random_vgg(19))
   weights.convert("vgg19", str(source), name="vgg19_keras", out_dir=str(root))
   source.unlink()
+  params, preprocess, _ = weights.load("vgg19_keras", root=str(root))  # and under DPED's id (iqe)
+  weights.save({k: (v["kernel"], v["bias"]) for k, v in params.items()}, arch="vgg19", source="matconvnet",
+               preprocess=weights.PREPROCESS["matconvnet"], name="vgg19_matconvnet", out_dir=str(root))
   old = os.environ.get("LLE_WEIGHTS_DIR")
   os.environ["LLE_WEIGHTS_DIR"] = str(root)
   yield str(root)

@@ -11,9 +11,11 @@ from lle import methods
 from tests.conftest import REPO, load_config
 
 RUN_FIELDS = ("seed", "num_train_steps", "batch_size", "eval_every_steps", "checkpoint_every_steps")
-CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py", "configs/tmgan.py")
+CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py", "configs/tmgan.py", "configs/iqe.py")
 SIZE_VARIANTS = ("demo", "tiny")  # run sizes, not settings of the paper
-DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff", "configs/tmgan.py": "paper"}  # name the default setting
+DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff", "configs/tmgan.py": "paper",
+                    "configs/iqe.py": "code"}
+EVAL_ONLY_VARIANTS = ("release",)  # imported weights, scored and used, not trained: 0 training steps  # name the default setting
 
 
 def _variants(path):
@@ -58,11 +60,12 @@ def test_every_method_has_demo_tiny_and_settings():
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_variant_loads_with_the_run_fields_and_builds_its_state(spec, request):
   config = load_config(spec)
-  if config.method == "tmgan" and config.loss.perceptual_weight:
-    request.getfixturevalue("fake_vgg_weights")  # the paper's VGG loss reads converted weights
+  if config.loss.get("perceptual_weight") or config.loss.get("content_weight"):
+    request.getfixturevalue("fake_vgg_weights")  # VGG feature losses read converted weights
   for field in RUN_FIELDS:
     assert isinstance(config[field], int), field
-  assert config.batch_size > 0 and config.num_train_steps > 0
+  eval_only = any(v in spec.split(":")[-1].split(",") for v in EVAL_ONLY_VARIANTS) if ":" in spec else False
+  assert config.batch_size > 0 and (config.num_train_steps > 0 or eval_only)
   assert config.eval_every_steps > 0 and config.checkpoint_every_steps > 0
   state = jax.eval_shape(methods.get(config).init, jax.random.key(0))  # shapes only: no compile, no memory
   assert jax.tree.leaves(state)
