@@ -9,4 +9,17 @@ def peak_memory_mb() -> tuple[float, str]:
   peaks = [s.get("peak_bytes_in_use") for s in stats if s.get("peak_bytes_in_use")]
   if peaks:
     return max(peaks) / 2**20, "device"
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host RSS"
+  return host_peak_rss_mb(), "host RSS"
+
+
+def host_peak_rss_mb() -> float:
+  """This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: that survives exec, so a process
+  started by a large parent reports the parent's size at fork time."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -14,9 +14,13 @@ from lle.metrics import score
 
 def test_registry_names_and_columns():
   assert set(metrics.METRICS) == {
-      'mse', 'psnr', 'psnr_y', 'ssim', 'ssim_y', 'ssim_matlab', 'ms_ssim', 'fsitm', 'tmqi', 'mpsnr',
+      'mse', 'mse_8bit', 'psnr', 'psnr_y', 'ssim', 'ssim_y', 'ssim_matlab', 'ms_ssim', 'fsitm', 'tmqi', 'mpsnr',
       'mpsnr_hdrtoolbox', 'pu_psnr', 'pu_ssim', 'niqe'}
   assert metrics.METRICS['fsitm'].columns == ('fsitm_r', 'fsitm_g', 'fsitm_b', 'fsitm')
+  # mse_8bit: Montulet & Briassouli's MSE on the 0-255 scale; one pixel off by 1/255 in one of 3 channels
+  pred, target = np.zeros((1, 2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.float32)
+  pred[0, 0, 0, 0] = 1 / 255
+  np.testing.assert_allclose(metrics.METRICS['mse_8bit'](pred, target)['mse_8bit'], [1 / 12], rtol=1e-5)
   assert metrics.METRICS['tmqi'].columns == ('tmqi_q', 'tmqi_s', 'tmqi_n')
   assert not metrics.METRICS['niqe'].needs_target
   with pytest.raises(KeyError, match='psnrr'):
