@@ -130,7 +130,6 @@ def _fivek(c):
   c.data.name = "mit_fivek/expert_c"
   c.data.input_feature = "input"
   c.data.target_feature = "target"
-  c.data.random_flip = False
 
 
 def _release(c):
