@@ -2,7 +2,7 @@
 
 Training batches are a pure function of (seed, step): batch `i` is element `i` of a shuffled, repeated,
 randomly augmented and batched `grain.MapDataset`, so a resumed run reads exactly the batches an
-uninterrupted run would have read. Each host reads its own slice of every global batch.
+uninterrupted run would have read. Each host decodes only its own rows of every global batch.
 """
 import os
 from typing import Iterator
@@ -201,12 +201,23 @@ def train_dataset(config) -> grain.MapDataset:
     ds = ds.random_map(MontuletPatch(data_config, make_pair))
   else:
     ds = ds.random_map(RandomCropFlip(data_config) if recipe == "crop_flip" else RandomPatchPair(data_config))
-  ds = ds.batch(config.batch_size, drop_remainder=True)
-  # Every host builds the same global batches and keeps its own rows: hosts stay in lock-step and the
-  # global batch does not depend on the number of hosts.
-  per_host = config.batch_size // num_hosts
-  start = jax.process_index() * per_host
-  return ds.map(lambda batch: jax.tree.map(lambda x: x[start:start + per_host], batch))
+  return _host_batches(ds, config.batch_size, num_hosts, jax.process_index())
+
+
+def _host_batches(examples: grain.MapDataset, batch_size: int, num_hosts: int, host: int) -> grain.MapDataset:
+  """Element i: rows [host * B/H, (host + 1) * B/H) of global batch i, which is examples
+  [i * B, (i + 1) * B) of the (infinite, random-access) augmented stream. Each host decodes and augments
+  only its own rows, so the decoding work per host falls as hosts are added, while every example (and its
+  augmentation, seeded by its index) is the one a single host would have drawn: batches stay a pure
+  function of (seed, step), the same for any number of hosts."""
+  per_host = batch_size // num_hosts
+  first = host * per_host
+
+  def host_rows(i):
+    rows = [examples[int(i) * batch_size + first + r] for r in range(per_host)]
+    return jax.tree.map(lambda *xs: np.stack(xs), *rows)
+
+  return grain.MapDataset.range(len(examples) // batch_size).map(host_rows)
 
 
 def train_iterator(config, start_step: int) -> Iterator[dict[str, np.ndarray]]:
