@@ -208,6 +208,8 @@ def main(argv):
   if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)
   config = FLAGS.config
+  from lle import train
+  train.setup_compilation_cache()  # a folder of photos of one size compiles once across invocations
   try:
     files = list_inputs(FLAGS.input)
     method, state, step = load_state(config, FLAGS.workdir, FLAGS.checkpoint_step)

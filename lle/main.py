@@ -5,6 +5,9 @@ Modes: train (with periodic evaluation; resumes from the workdir), eval (a check
 Overrides: `--config.loss.alpha=1e3`. Multi-host: pass --coordinator_address, --num_processes and
 --process_id, or --distributed to let `jax.distributed.initialize` read them from the cluster (SLURM...).
 
+Compiled steps are cached across runs in $LLE_COMPILATION_CACHE (default ~/.cache/lle/jax_compilation_cache;
+`off` turns it off), so the runs of a sweep after the first skip most compilation.
+
 Under a W&B sweep agent (WANDB_SWEEP_ID and WANDB_RUN_ID set) --workdir defaults to
 `$LLE_RUNS_DIR/<sweep id>/<run id>` (LLE_RUNS_DIR defaults to `runs`). A run stopped by a preemption
 signal saves a checkpoint and exits with code 75 (EX_TEMPFAIL): requeue it with the same arguments.
@@ -88,6 +91,7 @@ def main(argv):
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   from lle import train
+  train.setup_compilation_cache()
   config = FLAGS.config
   if jax.process_index() == 0:
     if not FLAGS.workdir and logger.sweep_agent_workdir() and FLAGS.mode != "summary":

@@ -2,6 +2,7 @@
 every host, evaluates, checkpoints with Orbax, resumes, and logs. It knows nothing paper-specific.
 """
 import json
+import os
 import time
 
 import jax
@@ -22,6 +23,31 @@ from lle.logger import RunLogger
 
 class NonFiniteLossError(FloatingPointError):
   pass
+
+
+# Compiled programs are kept here across runs, so the second run of a sweep (same shapes, same code)
+# loads its train step instead of compiling it again.
+DEFAULT_COMPILATION_CACHE = "~/.cache/lle/jax_compilation_cache"
+
+
+def setup_compilation_cache() -> str | None:
+  """Turns on JAX's persistent compilation cache; returns its folder (None when off).
+
+  $LLE_COMPILATION_CACHE names the folder (default DEFAULT_COMPILATION_CACHE) or is `off`; an explicit
+  JAX_COMPILATION_CACHE_DIR (JAX's own switch) wins. On a cluster, point it at a shared file system so
+  every node of every sweep run reuses one cache."""
+  explicit = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  if explicit:
+    return explicit  # JAX reads it (and its JAX_PERSISTENT_CACHE_* companions) itself
+  where = os.environ.get("LLE_COMPILATION_CACHE", DEFAULT_COMPILATION_CACHE)
+  if where.strip().lower() in ("", "off", "0", "false", "none"):
+    return None
+  where = os.path.abspath(os.path.expanduser(where))
+  jax.config.update("jax_compilation_cache_dir", where)
+  # Every train/eval step takes seconds to compile; caching ones under 1 s (JAX's default floor) too
+  # costs little disk and helps tiny configs.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  return where
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -106,12 +132,12 @@ def _with_finiteness(train_step):
   """Adds `state_is_finite` to a step's metrics: a loss is computed from the state *before* the update,
   so only this tells whether the state about to be checkpointed is finite."""
 
-  def step_fn(state, batch, rng):
+  def checked_train_step(state, batch, rng):
     state, metrics = train_step(state, batch, rng)
     finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return state, {**metrics, "state_is_finite": jnp.all(jnp.stack(finite)).astype(jnp.float32)}
 
-  return step_fn
+  return checked_train_step
 
 
 def _check_finite(step, records):
@@ -237,6 +263,16 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(data_sharding, np.asarray(x)), batch)
 
+  first_batch, compiled = None, {}
+  if start_step < config.num_train_steps:  # compiled ahead of the loop, so that its time is reported
+    first_batch = to_global(next(batches))
+    compile_start = time.perf_counter()
+    train_step = train_step.lower(state, first_batch, jax.random.fold_in(step_rng, start_step + 1)).compile()
+    compiled["compile_seconds"] = time.perf_counter() - compile_start
+    if jax.process_index() == 0:
+      print(f"train step compiled in {compiled['compile_seconds']:.1f} s (persistent compilation cache: "
+            f"{jax.config.jax_compilation_cache_dir or 'off'})", flush=True)
+
   results = None
   pending = []  # device scalars of steps not yet checked for NaN / logged
   last_log_time, last_log_step = time.perf_counter(), start_step
@@ -245,7 +281,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   watcher = preemption.Watcher(preemption_signals).__enter__()  # left in the `finally` below
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
-      batch = to_global(next(batches))
+      batch = first_batch if step == start_step + 1 else to_global(next(batches))
       state, step_metrics = train_step(state, batch, jax.random.fold_in(step_rng, step))
       pending.append(step_metrics)
       bar.update(1)
@@ -261,6 +297,8 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         summary = _mean(records)
         summary.pop("state_is_finite")
         summary["images_per_second"] = (step - last_log_step) * config.batch_size / (now - last_log_time)
+        summary.update(compiled)  # the first record of a start holds its compile time
+        compiled = {}
         last_log_time, last_log_step = now, step
         logger.scalars(step, {f"train/{k}": v for k, v in summary.items()})
         bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items() if k != "learning_rate"}, refresh=False)
