@@ -92,7 +92,7 @@ def metric_fns(config) -> dict:
     if name in ("psnr", "ssim", "mse", "ms_ssim"):
       metric = _fidelity_with_conventions(name, conv)
     decode = functools.partial(_decode_linear, data_config=config.data,
-                               reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_"))
+                               reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_") or name == "hdrvdp2")
 
     def fn(pred, target, metric=metric, decode=decode):
       pred = decode(pred) if metric.hdr_pred else pred

@@ -9,7 +9,7 @@ Conventions shared by all entries:
 * ``data_range`` is the peak of the display-referred (LDR) images: 1.0 for float images in
   ``[0, 1]``, 255.0 for 8-bit values (the scorer passes 255: 8-bit files keep their 0-255 values,
   16-bit files are mapped onto the same 0-255 scale), so MSE is on the scale of the input.
-* HDR images (``mpsnr*``, ``pu_*`` both sides; ``fsitm``, ``tmqi`` the target) are linear values used
+* HDR images (``mpsnr*``, ``pu_*``, ``hdrvdp2`` both sides; ``fsitm``, ``tmqi`` the target) are linear values used
   as given; PU21 expects them in cd/m^2.
 * ``fsitm`` and ``tmqi``: ``target`` is the HDR image, ``pred`` its tone-mapped LDR version.
 * ``niqe`` is no-reference: ``target`` is ignored and may be ``None``. It runs on the host in float64
@@ -27,9 +27,16 @@ import jax.numpy as jnp
 from lle.metrics import fidelity
 from lle.metrics import feature_similarity as fsitm_lib
 from lle.metrics import hdr
+from lle.metrics import hdrvdp as hdrvdp_lib
 from lle.metrics import naturalness as niqe_lib
 from lle.metrics import pu21
 from lle.metrics import tonemap_quality
+
+
+def _hdrvdp2(pred, target):
+  out = hdrvdp_lib.hdrvdp_batch(pred, target, color_encoding='rgb-bt.709')
+  return {'hdrvdp2_q': out['Q'], 'hdrvdp2_qmos': out['Q_MOS'], 'hdrvdp2_pdet': out['P_det'],
+          'hdrvdp2_cmax': out['C_max']}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +108,9 @@ _ENTRIES = (
            hdr_target=True, doc='PSNR of PU21-encoded RGB (cd/m^2), peak 256'),
     Metric('pu_ssim', lambda p, t, dr: {'pu_ssim': pu21.pu_ssim(p, t)}, ('pu_ssim',), hdr_pred=True,
            hdr_target=True, doc="MATLAB ssim of PU21-encoded luminance (cd/m^2), range 256"),
+    Metric('hdrvdp2', lambda p, t, dr: _hdrvdp2(p, t), ('hdrvdp2_q', 'hdrvdp2_qmos', 'hdrvdp2_pdet', 'hdrvdp2_cmax'),
+           hdr_pred=True, hdr_target=True,
+           doc='HDR-VDP 2.2.0 (rgb, cd/m^2, 24-inch 1920x1200 display at 0.5 m): Q, Q_MOS, P_det, C_max'),
     Metric('niqe', lambda p, t, dr: {'niqe': niqe_lib.niqe_float64(p, data_range=dr, quantize=True)},
            ('niqe',), needs_target=False, host=True,
            doc='NIQE (no reference) on rgb2gray, scored as the 8-bit image, in float64'),
