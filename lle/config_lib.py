@@ -17,6 +17,9 @@ def base(method: str) -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0
   c.log_every_steps = 50
   c.keep_checkpoints = 3  # Orbax keeps this many most recent checkpoints
+  # Network compute dtype (lle.precision): "bfloat16" computes in bf16 with float32 parameters, optimizer,
+  # losses and metrics (for accelerators); "float32" is what the papers trained with.
+  c.dtype = "float32"
 
   c.data = ml_collections.ConfigDict()
   c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets

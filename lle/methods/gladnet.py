@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training import train_state
 
-from lle import losses, optim
+from lle import losses, optim, precision
 from lle.methods import Method, Tiling
 from lle.nn.gladnet import GLADNet
 
@@ -26,7 +26,7 @@ def init(rng, *, config):
   module = network(config)
   size = config.data.crop_size
   params = module.init(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
-  return {"net": train_state.TrainState.create(apply_fn=module.apply, params=params,
+  return {"net": train_state.TrainState.create(apply_fn=precision.apply_fn(module, config), params=params,
                                                tx=optim.make(config.optimizer))}
 
 

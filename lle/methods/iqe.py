@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import losses, optim
+from lle import losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn import vgg as vgg_lib
 from lle.nn.iqe import Discriminator, Generator
@@ -47,17 +47,17 @@ def load_vgg(config):
   return params, preprocess
 
 
-def _net_state(module, rng, shape, tx):
+def _net_state(module, rng, shape, tx, config):
   variables = module.init(rng, jnp.zeros(shape, jnp.float32), train=False)
-  return NetState.create(apply_fn=module.apply, params=variables["params"],
+  return NetState.create(apply_fn=precision.apply_fn(module, config), params=variables["params"],
                          batch_stats=variables.get("batch_stats", {}), tx=tx)
 
 
 def init(rng, *, config, vgg_params=None):
   size = config.data.crop_size
   g_rng, d_rng = jax.random.split(rng)
-  state = {"gen": _net_state(generator(config), g_rng, (1, size, size, 3), optim.make(config.optimizer)),
-           "disc": _net_state(discriminator(config), d_rng, (1, size, size, 1), optim.make(config.optimizer))}
+  state = {"gen": _net_state(generator(config), g_rng, (1, size, size, 3), optim.make(config.optimizer), config),
+           "disc": _net_state(discriminator(config), d_rng, (1, size, size, 1), optim.make(config.optimizer), config)}
   if vgg_params is not None:
     # Held in the state (never updated) so that the jitted step receives the weights as an argument:
     # closed over, they would be compiled in as constants.

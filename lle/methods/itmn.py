@@ -9,7 +9,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import color, losses, optim
+from lle import color, losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn.discriminator import ConvFCDiscriminator
 from lle.nn.unet import UNet
@@ -29,18 +29,18 @@ def discriminator(config) -> ConvFCDiscriminator:
                              bn_momentum=d.bn_momentum, kernel_init=d.kernel_init)
 
 
-def _net_state(module, rng, shape, tx):
+def _net_state(module, rng, shape, tx, config):
   variables = module.init(rng, jnp.zeros(shape, jnp.float32), train=False)
-  return NetState.create(apply_fn=module.apply, params=variables["params"],
+  return NetState.create(apply_fn=precision.apply_fn(module, config), params=variables["params"],
                          batch_stats=variables["batch_stats"], tx=tx)
 
 
 def init(rng, *, config):
   shape = (1, config.data.crop_size, config.data.crop_size, 3)
   g_rng, d_rng = jax.random.split(rng)
-  state = {"gen": _net_state(generator(config), g_rng, shape, optim.make(config.optimizer))}
+  state = {"gen": _net_state(generator(config), g_rng, shape, optim.make(config.optimizer), config)}
   if config.loss.adversarial:
-    state["disc"] = _net_state(discriminator(config), d_rng, shape, optim.make(config.optimizer))
+    state["disc"] = _net_state(discriminator(config), d_rng, shape, optim.make(config.optimizer), config)
   return state
 
 

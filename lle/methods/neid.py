@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax.training import train_state
 
-from lle import losses, optim
+from lle import losses, optim, precision
 from lle.methods import Method, Tiling
 from lle.nn.neid import NEID
 
@@ -27,7 +27,7 @@ def init(rng, *, config):
   module = network(config)
   size = config.data.crop_size // config.data.input_scale
   params = module.init(rng, jnp.zeros((1, size, size, 3), jnp.float32), with_dr=True)["params"]
-  return {"net": train_state.TrainState.create(apply_fn=module.apply, params=params,
+  return {"net": train_state.TrainState.create(apply_fn=precision.apply_fn(module, config), params=params,
                                                tx=optim.make(config.optimizer))}
 
 

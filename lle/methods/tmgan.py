@@ -14,7 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import color, losses, optim
+from lle import color, losses, optim, precision
 from lle.methods import Method, NetState
 from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
 
@@ -73,9 +73,9 @@ def init(rng, *, config):
   g_module, d_module = generator(config), discriminator(config)
   d_channels = 2 if config.discriminator.conditional else 1
   state = {
-      "gen": NetState.create(apply_fn=g_module.apply, tx=optim.make(config.optimizer),
+      "gen": NetState.create(apply_fn=precision.apply_fn(g_module, config), tx=optim.make(config.optimizer),
                              params=g_module.init(g_rng, jnp.zeros((1, size, size, 1)))["params"]),
-      "disc": NetState.create(apply_fn=d_module.apply, tx=optim.make(config.optimizer),
+      "disc": NetState.create(apply_fn=precision.apply_fn(d_module, config), tx=optim.make(config.optimizer),
                               params=d_module.init(d_rng, jnp.zeros((1, size, size, d_channels)))["params"]),
   }
   if config.loss.perceptual_weight:
