@@ -10,7 +10,7 @@ def test_demo_splits_hold_out_whole_photos():
   config = load_config("configs/itmn.py:tiny")
   train, info = pipeline.load_source(config.data, "train")
   test, _ = pipeline.load_source(config.data, "test")
-  assert info.version == "1.0.0"
+  assert info.version == "1.2.0"
   assert len(test) == len(TEST_PHOTOS)
   assert len(train) == (len(builder.PHOTOS) - len(TEST_PHOTOS)) * builder.TRAIN_VARIANTS
   photo = lambda ex: ex["name"].decode().rsplit("_", 1)[0]

@@ -42,10 +42,10 @@ def test_lowlight_splits_versions_and_pairs():
     assert 1 / 20 * 0.8 < float(ratio) < 1 / 3 * 1.2
 
 
-def test_itmn_config_keeps_its_version_and_features():
+def test_itmn_config_version_and_features():
   config = load_config("configs/itmn.py:tiny")
   source, info = pipeline.load_source(config.data, "test")
-  assert str(info.version) == "1.0.0" and set(source[0]) == {"ldr", "hdr", "name"}
+  assert str(info.version) == "1.2.0" and set(source[0]) == {"ldr", "hdr", "name"}
 
 
 def test_darken_is_poisson_gaussian_and_deterministic():
