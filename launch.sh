@@ -18,7 +18,8 @@
 #       agent: one W&B agent run per array task
 #
 # Environment: LLE_PYTHON (interpreter for the venv, default python3.11 or python3), LLE_EXTRAS
-# (pip extras, default "test"; "test,cuda" on NVIDIA GPU machines), LLE_VENV (default .venv).
+# (pip extras, default "test"; "test,cuda" on NVIDIA GPU machines), LLE_VENV (default .venv),
+# LLE_XLA_DEFAULTS (0: do not add lle's XLA CPU flag below), LLE_COMPILATION_CACHE (see README).
 set -euo pipefail
 # sbatch runs a copy of this script from its spool folder: then the repository is where the job was submitted.
 if [[ -n "${SLURM_JOB_ID:-}" && ! -f "$(dirname "$0")/pyproject.toml" ]]; then
@@ -41,6 +42,14 @@ fi
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
+
+# XLA CPU: YNNPACK fusions of individual dots sped up every method's demo train step on a 2-core x86 CPU
+# (images/s: itmn 54 -> 58, gladnet 29 -> 41, neid 44 -> 87, tmgan 11 -> 25, iqe 34 -> 45;
+# benchmarks/bench_train.py). It only affects the CPU backend. LLE_XLA_DEFAULTS=0 leaves XLA_FLAGS alone;
+# the tests run without it (their reference tolerances were set on XLA's defaults).
+if [[ "${LLE_XLA_DEFAULTS:-1}" != 0 && "$cmd" != test && "${XLA_FLAGS:-}" != *ynn_fusion_type* ]]; then
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_experimental_ynn_fusion_type=individual_dot"
+fi
 case "$cmd" in
   train) exec "$venv/bin/python" -m lle.main "$@" ;;
   eval) exec "$venv/bin/python" -m lle.main --mode=eval "$@" ;;

@@ -49,10 +49,8 @@ def _torch_gladnet(model_config):
     return F.pad(x, pads)
 
   def resize_nearest(x, size):
-    h, w = x.shape[2:]
-    rows = torch.arange(size[0], device=x.device) * h // size[0]
-    cols = torch.arange(size[1], device=x.device) * w // size[1]
-    return x[:, :, rows][:, :, :, cols]
+    # source index floor(dst * in / out), as TensorFlow 1's resize_nearest_neighbor (checked equal below)
+    return F.interpolate(x, size=tuple(size), mode="nearest")
 
   m = model_config
 
@@ -114,10 +112,12 @@ def _torch_train_step(method, config, net, use_compile):
   optimizer = torch.optim.Adam(net.parameters(), lr=o.learning_rate, betas=(o.b1, o.b2), eps=o.eps)
   weights = torch.tensor(config.loss.channel_weights, dtype=torch.float32).view(1, 3, 1, 1)
 
-  def loss_fn(x, target):
-    return torch.mean(torch.abs(net(x) - target) * weights.to(x.device))
+  forward = torch.compile(net, dynamic=False) if use_compile else net
 
-  loss_call = torch.compile(loss_fn) if use_compile else loss_fn
+  def loss_fn(x, target):
+    return torch.mean(torch.abs(forward(x) - target) * weights.to(x.device))
+
+  loss_call = loss_fn
 
   def step(x, target):
     optimizer.zero_grad(set_to_none=True)
