@@ -263,14 +263,14 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(data_sharding, np.asarray(x)), batch)
 
-  first_batch, compiled = None, {}
+  first_batch, compile_record = None, {}
   if start_step < config.num_train_steps:  # compiled ahead of the loop, so that its time is reported
     first_batch = to_global(next(batches))
     compile_start = time.perf_counter()
     train_step = train_step.lower(state, first_batch, jax.random.fold_in(step_rng, start_step + 1)).compile()
-    compiled["compile_seconds"] = time.perf_counter() - compile_start
+    compile_record["compile_seconds"] = time.perf_counter() - compile_start
     if jax.process_index() == 0:
-      print(f"train step compiled in {compiled['compile_seconds']:.1f} s (persistent compilation cache: "
+      print(f"train step compiled in {compile_record['compile_seconds']:.1f} s (persistent compilation cache: "
             f"{jax.config.jax_compilation_cache_dir or 'off'})", flush=True)
 
   results = None
@@ -297,8 +297,8 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         summary = _mean(records)
         summary.pop("state_is_finite")
         summary["images_per_second"] = (step - last_log_step) * config.batch_size / (now - last_log_time)
-        summary.update(compiled)  # the first record of a start holds its compile time
-        compiled = {}
+        summary.update(compile_record)  # the first record of a start holds its compile time
+        compile_record = {}
         last_log_time, last_log_step = now, step
         logger.scalars(step, {f"train/{k}": v for k, v in summary.items()})
         bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items() if k != "learning_rate"}, refresh=False)

@@ -159,11 +159,7 @@ def _jnd_tables():
 @functools.lru_cache(maxsize=None)
 def _sp3_filters():
   """Simoncelli's 4-orientation spatial steerable pyramid filters ('sp3Filters'), float64."""
-  try:
-    from pyrtools.pyramids.filters import steerable_filters
-  except ImportError as e:
-    raise ImportError("HDR-VDP-2 needs the steerable pyramid filters of `pyrtools` "
-                      "(pip install pyrtools)") from e
+  from pyrtools.pyramids.filters import steerable_filters  # a dependency of lle
   f = steerable_filters("sp3_filters")
   n = int(round(math.sqrt(f["bfilts"].shape[0])))
   bands = tuple(np.asarray(f["bfilts"][:, b]).reshape(n, n).T for b in range(f["bfilts"].shape[1]))
