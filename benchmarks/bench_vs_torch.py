@@ -31,6 +31,10 @@ flags.DEFINE_list("variants", ["demo", "paper"], "Config variants ('paper' = the
 flags.DEFINE_list("systems", ["lle", "torch_eager", "torch_channels_last", "torch_compile"], "What to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the first.")
 flags.DEFINE_integer("batch", None, "Override the config's batch size (e.g. paper sizes on a small CPU).")
+flags.DEFINE_enum("vgg_weights", "installed", ["installed", "random"],
+                  "VGG-19 for tmgan's and iqe's feature losses: 'installed' (converted with `python -m lle.weights`, "
+                  "in $LLE_WEIGHTS_DIR) or 'random' (He-scaled random weights written to a temporary folder: the "
+                  "same arithmetic, for timing only; the table says so).")
 flags.DEFINE_string("row", None, "Internal: run one row (method|variant|system) and print it as JSON.")
 
 
@@ -46,6 +50,19 @@ def _config(method, variant):
   if FLAGS.batch:
     config.batch_size = FLAGS.batch
   return config
+
+
+def write_random_vgg(folder):
+  """Random He-scaled VGG-19 weights under the ids the tmgan and iqe configs read, in lle's format."""
+  import numpy as np
+  from lle import weights
+  rng = np.random.default_rng(0)
+  convs = {name: ((rng.standard_normal(k) * np.sqrt(2.0 / (9 * k[2]))).astype(np.float32),
+                  (rng.standard_normal(b) * 0.1).astype(np.float32))
+           for name, (k, b) in weights.expected_shapes(19).items()}
+  for name, source in (("vgg19_keras", "keras"), ("vgg19_matconvnet", "matconvnet")):
+    weights.save(convs, arch="vgg19", source=source, preprocess=weights.PREPROCESS[source], name=name,
+                 out_dir=folder, origin={"note": "random weights written by benchmarks/bench_vs_torch.py"})
 
 
 def check_equal(method, variant="tiny"):
@@ -119,6 +136,11 @@ def main(argv):
     print(json.dumps(run_row(method, variant, system, FLAGS.steps)), flush=True)
     return
   rows = []
+  if FLAGS.vgg_weights == "random":
+    import os
+    import tempfile
+    os.environ["LLE_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="random_vgg_")
+    write_random_vgg(os.environ["LLE_WEIGHTS_DIR"])
   for method in FLAGS.methods:
     count = check_equal(method)
     print(f"{method}: {count:,} parameters in both; output, loss and gradients equal on a small input",
@@ -143,7 +165,8 @@ def main(argv):
     print(f"| {r['method']} | {r['variant']} | {r['system']} | {r['batch']} | {r['input']} | "
           f"{r['images_per_s']:.1f} | {r['step_ms']:.1f} | {r['compile_s']:.1f} | {r['peak_mb']:.0f} "
           f"({r['memory']}) | {ratio} |")
-  print(f"\ndevice: {rows[0]['device'] if rows else '-'}; float32 on both sides")
+  vgg = "random VGG-19 weights (timing only)" if FLAGS.vgg_weights == "random" else "installed VGG-19 weights"
+  print(f"\ndevice: {rows[0]['device'] if rows else '-'}; float32 on both sides; {vgg} for feature losses")
 
 
 if __name__ == "__main__":
