@@ -13,6 +13,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs.")
 flags.DEFINE_list("workers", ["0", "2"], "Worker-process counts to time.")
 flags.DEFINE_integer("batches", 20, "Timed batches after the first.")
+flags.DEFINE_integer("warmup", 0, "Untimed batches after the first (e.g. one epoch of a small data set, so that "
+                     "the rate is the steady state with config.data.cache_mb's cache full).")
+flags.DEFINE_integer("cache_mb", None, "Override config.data.cache_mb (0: no cache).")
 
 
 def bench(spec: str, workers: int, batches: int) -> dict:
@@ -20,20 +23,25 @@ def bench(spec: str, workers: int, batches: int) -> dict:
   from lle.data import pipeline
   config = config_lib.load(spec)
   config.data.worker_count = workers
+  if FLAGS.cache_mb is not None:
+    config.data.cache_mb = FLAGS.cache_mb
   it = pipeline.train_iterator(config, 0)
   first = next(it)  # start-up: opening the source, spawning workers
+  for _ in range(FLAGS.warmup):
+    next(it)
   t0 = time.perf_counter()
   for _ in range(batches):
     next(it)
   seconds = time.perf_counter() - t0
   shape = "x".join(map(str, first["input"].shape[1:]))
-  return {"config": spec, "recipe": config.data.get("recipe", "crop_flip"), "workers": workers,
+  return {"config": spec, "recipe": config.data.get("recipe", "crop_flip"), "workers": workers, "cache MB": config.data.cache_mb, "warm-up": FLAGS.warmup,
           "batch": config.batch_size, "input": shape, "images/s": batches * config.batch_size / seconds}
 
 
 def main(argv):
   del argv
-  print("| config | recipe | workers | batch | input | images/s |\n|---|---|---|---|---|---|", flush=True)
+  print("| config | recipe | workers | cache MB | warm-up | batch | input | images/s |\n"
+        "|---|---|---|---|---|---|---|---|", flush=True)
   for spec in FLAGS.configs:
     for workers in map(int, FLAGS.workers):
       row = bench(spec, workers, FLAGS.batches)

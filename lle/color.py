@@ -69,9 +69,10 @@ _PQ_C3 = 2392 / 4096 * 32
 PQ_PEAK_NITS = 10000.0
 
 
-def pq_encode(nits):
-  """Absolute luminance in cd/m^2 -> PQ code value in [0, 1] (SMPTE ST 2084 inverse EOTF)."""
-  y = jnp.clip(jnp.asarray(nits) / PQ_PEAK_NITS, 0.0, 1.0)
+def pq_encode(nits, *, xp=jnp):
+  """Absolute luminance in cd/m^2 -> PQ code value in [0, 1] (SMPTE ST 2084 inverse EOTF). `xp=numpy`
+  computes on the host in the input's precision (the input pipeline: no device dispatch per example)."""
+  y = xp.clip(xp.asarray(nits) / PQ_PEAK_NITS, 0.0, 1.0)
   ym = y**_PQ_M1
   return ((_PQ_C1 + _PQ_C2 * ym) / (1.0 + _PQ_C3 * ym)) ** _PQ_M2
 

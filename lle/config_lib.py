@@ -29,6 +29,9 @@ def base(method: str) -> ml_collections.ConfigDict:
   c.data.worker_count = 0  # grain worker processes (0: threads in the main process)
   c.data.read_threads = 2
   c.data.prefetch = 4
+  # Decoded training examples kept in memory per process (pipeline.CachedSource), in MB; 0: none. Reading
+  # a stored photo costs more than cropping it: a data set that fits is read from disk once.
+  c.data.cache_mb = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_images_to_save = 3  # input | output | target grids written at each evaluation

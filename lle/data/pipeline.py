@@ -4,7 +4,9 @@ Training batches are a pure function of (seed, step): batch `i` is element `i` o
 randomly augmented and batched `grain.MapDataset`, so a resumed run reads exactly the batches an
 uninterrupted run would have read. Each host decodes only its own rows of every global batch.
 """
+import collections
 import os
+import threading
 from typing import Iterator
 
 import grain
@@ -60,6 +62,57 @@ def load_source(data_config, split: str):
   return builder.as_data_source(split), builder.info
 
 
+class CachedSource:
+  """A random-access source that keeps the most recently read examples, decoded, up to `max_mb` of their
+  arrays (least recently used out). Reading a stored photo (decompressing the record and its features)
+  costs far more than cropping it, and a small data set is read again and again: with the whole set in
+  the cache only the first epoch reads from disk. The examples are what the source gives (made
+  read-only, so a transform cannot change a cached copy), so batches do not depend on the cache. Each
+  grain worker process keeps its own cache."""
+
+  def __init__(self, source, max_mb: float):
+    self.source, self.max_bytes = source, int(max_mb * 2**20)
+    self._init_cache()
+
+  def _init_cache(self):
+    self._examples, self._bytes, self._lock = collections.OrderedDict(), 0, threading.Lock()
+    self.hits = self.misses = 0
+
+  def __getstate__(self):  # worker processes start with an empty cache (and their own lock)
+    return {"source": self.source, "max_bytes": self.max_bytes}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._init_cache()
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index):
+    index = int(index)
+    with self._lock:
+      example = self._examples.get(index)
+      if example is not None:
+        self._examples.move_to_end(index)
+        self.hits += 1
+        return example
+    example = self.source[index]
+    size = 0
+    for value in example.values():
+      if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+        size += value.nbytes
+    with self._lock:
+      self.misses += 1
+      if size <= self.max_bytes and index not in self._examples:
+        self._examples[index] = example
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+          _, old = self._examples.popitem(last=False)
+          self._bytes -= sum(v.nbytes for v in old.values() if isinstance(v, np.ndarray))
+    return example
+
+
 def to_float(image: np.ndarray) -> np.ndarray:
   """uint8 -> [0, 1]; uint16 -> [0, 1]; floats unchanged."""
   if image.dtype == np.uint8:
@@ -72,7 +125,7 @@ def to_float(image: np.ndarray) -> np.ndarray:
 def encode_target(image: np.ndarray, encoding: str) -> np.ndarray:
   """Brings a target into the network's [0, 1] output range. `pq`: cd/m^2 -> SMPTE ST 2084 code."""
   if encoding == "pq":
-    return np.asarray(color.pq_encode(image.astype(np.float64)), dtype=np.float32)
+    return color.pq_encode(image.astype(np.float64), xp=np).astype(np.float32)
   if encoding == "none":
     return to_float(image)
   raise ValueError(f"unknown config.data.target_encoding {encoding!r}; expected 'pq' or 'none'")
@@ -186,6 +239,8 @@ def train_dataset(config) -> grain.MapDataset:
   """This host's batches as a random-access dataset: element i is this host's part of global batch i."""
   data_config = config.data
   source, _ = load_source(data_config, data_config.train_split)
+  if data_config.cache_mb > 0:
+    source = CachedSource(source, data_config.cache_mb)
   num_hosts = jax.process_count()
   if config.batch_size % num_hosts:
     raise ValueError(f"config.batch_size={config.batch_size} must divide by the {num_hosts} processes")
