@@ -159,7 +159,7 @@ def _mean(records):
 # change these; any other change would mix two trainings in one run.
 RUN_ONLY_FIELDS = ("num_train_steps", "eval_every_steps", "checkpoint_every_steps", "log_every_steps",
                    "keep_checkpoints", "data.data_dir", "data.eval_split", "data.eval_limit",
-                   "data.worker_count", "data.read_threads", "data.prefetch", "eval", "wandb")
+                   "data.worker_count", "data.read_threads", "data.prefetch", "data.cache_mb", "eval", "wandb")
 
 
 def _as_json(config) -> dict:

@@ -275,12 +275,30 @@ def _host_batches(examples: grain.MapDataset, batch_size: int, num_hosts: int, h
   return grain.MapDataset.range(len(examples) // batch_size).map(host_rows)
 
 
+MAX_AUTO_WORKERS = 16
+
+
+def worker_count(data_config, *, platform: str | None = None, cpus: int | None = None) -> int:
+  """`config.data.worker_count`, with -1 resolved for this machine: 0 when the train step runs on the
+  CPU (it uses every core; worker processes would only take cores from it), else all cores but two (the
+  main process feeds the accelerator), at most MAX_AUTO_WORKERS."""
+  count = data_config.worker_count
+  if count >= 0:
+    return count
+  if count != -1:
+    raise ValueError(f"config.data.worker_count={count}: expected -1 (by machine) or a count >= 0")
+  platform = platform or jax.default_backend()
+  cpus = cpus or len(os.sched_getaffinity(0))
+  return 0 if platform == "cpu" else max(0, min(cpus - 2, MAX_AUTO_WORKERS))
+
+
 def train_iterator(config, start_step: int) -> Iterator[dict[str, np.ndarray]]:
   """Host-local training batches from `start_step` on, prefetched by threads or worker processes."""
   ds = train_dataset(config)[start_step:].to_iter_dataset(
       grain.ReadOptions(num_threads=config.data.read_threads, prefetch_buffer_size=config.data.prefetch))
-  if config.data.worker_count > 0:
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.data.worker_count))
+  workers = worker_count(config.data)
+  if workers > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return iter(ds)
 
 

@@ -1,4 +1,5 @@
-"""The decoded-example cache of the training pipeline (pipeline.CachedSource, config.data.cache_mb)."""
+"""Reading speed-ups of the training pipeline: the decoded-example cache (pipeline.CachedSource,
+config.data.cache_mb), host-side PQ coding, worker counts by machine."""
 import pickle
 
 import numpy as np
@@ -71,3 +72,15 @@ def test_host_pq_encoding_matches_the_jax_one():
   assert host.dtype == np.float64 and host.max() == 1.0
   # JAX computes in float32: the power 78.84 turns its 6e-8 rounding into ~1e-5 relative error
   np.testing.assert_allclose(host, np.asarray(color.pq_encode(nits)), rtol=3e-5, atol=1e-7)
+
+
+def test_worker_count_by_machine():
+  import ml_collections
+  auto = ml_collections.ConfigDict({"worker_count": -1})
+  assert pipeline.worker_count(auto, platform="cpu", cpus=64) == 0  # the step needs the cores
+  assert pipeline.worker_count(auto, platform="gpu", cpus=16) == 14
+  assert pipeline.worker_count(auto, platform="gpu", cpus=2) == 0
+  assert pipeline.worker_count(auto, platform="tpu", cpus=240) == pipeline.MAX_AUTO_WORKERS
+  assert pipeline.worker_count(ml_collections.ConfigDict({"worker_count": 3}), platform="cpu") == 3
+  with pytest.raises(ValueError, match="worker_count=-2"):
+    pipeline.worker_count(ml_collections.ConfigDict({"worker_count": -2}))
