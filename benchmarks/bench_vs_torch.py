@@ -74,7 +74,8 @@ def check_equal(method, variant="tiny"):
   state = jax.jit(lle_method.init)(jax.random.key(0))
   port = _port(method)
   module = port.build(config)
-  lle_count = sum(common.parameter_count(state[name].params) for name in state)
+  # trained networks only: frozen feature extractors (tmgan's state['vgg']) are plain arrays, not NetStates
+  lle_count = sum(common.parameter_count(v.params) for v in state.values() if hasattr(v, "params"))
   torch_count = sum(p.numel() for p in module.parameters())
   assert lle_count == torch_count, f"{method}: lle has {lle_count:,} parameters, torch {torch_count:,}"
   port.load_from_lle(module, state)

@@ -88,6 +88,25 @@ def test_colour_loss_blurs_both_and_divides_by_two_batches():
   assert float(losses.color_loss(a, c, kernel=box, sum_scale=1.0)) == pytest.approx(1 / 9 / 2, rel=1e-5)
 
 
+@pytest.mark.parametrize("form", ["dped", "paper"])
+def test_separable_blur_equals_the_2d_depthwise_convolution(form):
+  """`blur` runs the colour kernels as two 1-D passes: the same as TF's depthwise_conv2d 'SAME' with the
+  21x21 kernel, borders included (an image smaller than the kernel: every output pixel touches padding)."""
+  import jax
+  kernel = losses.color_kernel(form)
+  images = jnp.asarray(np.random.default_rng(0).random((2, 17, 30, 3)), jnp.float32)
+  k2d = jnp.tile(jnp.asarray(kernel)[:, :, None, None], (1, 1, 1, 3))
+  direct = jax.lax.conv_general_dilated(images, k2d, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=3, precision="highest")
+  np.testing.assert_allclose(np.asarray(losses.blur(images, kernel)), np.asarray(direct), atol=1e-6, rtol=1e-5)
+  lopsided = kernel.copy()
+  lopsided[0, 0] += 0.01  # not separable: the 2-D convolution
+  direct = jax.lax.conv_general_dilated(images, k2d.at[0, 0].add(0.01), (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=3,
+                                        precision="highest")
+  np.testing.assert_allclose(np.asarray(losses.blur(images, lopsided)), np.asarray(direct), atol=1e-6, rtol=1e-5)
+
+
 def test_total_variation_by_hand():
   x = np.zeros((1, 3, 3, 1), np.float32)
   x[0, 1, 1, 0] = 1.0

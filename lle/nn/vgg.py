@@ -59,7 +59,7 @@ class VGG(nn.Module):
   already preprocessed the way the weights expect (see `lle.weights.Preprocess`).
 
   pool_padding: 'VALID' floors odd sizes (Caffe, torchvision, Keras); 'SAME' rounds them up (DPED's
-  TensorFlow code: a 100x100 patch reaches block 5 at 13x13 instead of 12x12).
+  TensorFlow code: a 100x100 patch reaches block 4 at 13x13 instead of 12x12, block 5 at 7x7 instead of 6x6).
   """
   depth: int = 19
   taps: tuple[str, ...] = ("relu5_4",)
