@@ -12,7 +12,8 @@ on a GPU); `compile s` is the first step (tracing and compiling), `step ms` the 
 Precision: full float32 on both sides (JAX matmuls at "highest" precision and torch without TF32 on a
 GPU), so that the numbers compare the same arithmetic. Prints a Markdown table with lle / torch ratios.
 
-The PyTorch versions live in benchmarks/torch_ports/ (one module per method; see its __init__).
+The PyTorch versions live in benchmarks/torch_ports/ (one module per method; see its __init__): all five
+methods.
 """
 import json
 import statistics
@@ -26,7 +27,7 @@ from memory import peak_memory_mb  # benchmarks/memory.py
 from torch_ports import common
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("methods", ["gladnet"], "Methods to compare.")
+flags.DEFINE_list("methods", ["itmn", "gladnet", "neid", "tmgan", "iqe"], "Methods to compare.")
 flags.DEFINE_list("variants", ["demo", "paper"], "Config variants ('paper' = the config's default).")
 flags.DEFINE_list("systems", ["lle", "torch_eager", "torch_channels_last", "torch_compile"], "What to time.")
 flags.DEFINE_integer("steps", 10, "Timed steps after the first.")
