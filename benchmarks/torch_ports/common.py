@@ -61,3 +61,16 @@ def assert_close(name: str, torch_value, lle_value, *, atol: float, rtol: float)
     np.testing.assert_allclose(np.asarray(torch_value), np.asarray(lle_value), atol=atol, rtol=rtol)
   except AssertionError as e:
     raise AssertionError(f"{name}: torch and lle differ\n{e}") from None
+
+
+def run_vgg_layers(x: torch.Tensor, module: torch.nn.Module, names, *, ceil_mode: bool = False) -> torch.Tensor:
+  """lle.nn.vgg's layer walk on NCHW input: 'conv*' (3x3, padding 1, weights in the module's
+  `<name>_weight` / `<name>_bias` buffers), 'relu*', and 2x2 max pools ('SAME' pooling = ceil_mode)."""
+  for name in names:
+    if name.startswith("conv"):
+      x = F.conv2d(x, getattr(module, f"{name}_weight"), getattr(module, f"{name}_bias"), padding=1)
+    elif name.startswith("relu"):
+      x = F.relu(x)
+    else:
+      x = F.max_pool2d(x, 2, 2, ceil_mode=ceil_mode)
+  return x

@@ -209,14 +209,7 @@ class VGGFeatures(torch.nn.Module):
     if self.bgr:
       x = x.flip(1)
     x = x * self.scale - self.offset  # (x * scale - mean) / std
-    for name in self.names:
-      if name.startswith("conv"):
-        x = F.conv2d(x, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"), padding=1)
-      elif name.startswith("relu"):
-        x = F.relu(x)
-      else:
-        x = F.max_pool2d(x, 2, 2, ceil_mode=self.ceil_mode)
-    return x
+    return common.run_vgg_layers(x, self, self.names, ceil_mode=self.ceil_mode)
 
 
 def _read_vgg(name):

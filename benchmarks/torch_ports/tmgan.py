@@ -129,14 +129,7 @@ class FrozenVGG(torch.nn.Module):
   def forward(self, grey01):
     # lle.losses.perceptual repeats a grey batch to 3 channels; RGB or BGR order is then the same image
     x = (grey01 * self.scale - self.mean) / self.std
-    for name in self.names:
-      if name.startswith("conv"):
-        x = F.conv2d(x, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"), padding=1)
-      elif name.startswith("relu"):
-        x = F.relu(x)
-      else:
-        x = F.max_pool2d(x, 2, 2)
-    return x
+    return common.run_vgg_layers(x, self, self.names)
 
 
 def build(config):
