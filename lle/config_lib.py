@@ -27,7 +27,7 @@ def base(method: str) -> ml_collections.ConfigDict:
   c.data.eval_split = "test"
   c.data.eval_limit = config_dict.placeholder(int)  # score only the first N held-out images (None: all)
   # grain worker processes: 0 reads with threads in the main process; -1 picks by machine
-  # (pipeline.reader_settings: none on a CPU-only host, whose cores the train step needs, else cores - 2,
+  # (pipeline.worker_count: none on a CPU-only host, whose cores the train step needs, else cores - 2,
   # at most 16). Measured on a 2-core CPU: 2 workers slowed 4 of the 5 demo pipelines.
   c.data.worker_count = -1
   c.data.read_threads = 2  # threads per process that read and augment examples
