@@ -117,8 +117,9 @@ class Evaluator:
   """Scores the model and every baseline of a method on an `lle.data.pipeline.EvalSet`, at full size.
 
   The split streams in same-shape batches of `config.eval.batch_size` images (default: one per device),
-  the last batch of each size filled up with repeats, so the model, each baseline and each metric
-  compile once per image shape and batch, and keep their compilations across evaluations. The model's
+  the last batch of each size filled up with repeats, so the model and each baseline compile once per
+  image shape and batch, and keep their compilations across evaluations. Metrics score one image at a
+  time (they compile once per image shape), so the repeats cost nothing there. The model's
   batch is sharded over every device. An image larger than a window of `config.eval.tile_size` (plus the
   method's halo) runs window by window (`lle.tiling`, the same result in bounded memory); its windows
   have one shape whatever the image's size.
@@ -200,9 +201,10 @@ class Evaluator:
       targets = np.stack([e["target"] for e in examples + [examples[-1]] * (self.batch - len(examples))])
       targets = jnp.asarray(targets)
       for name, out in self._outputs(state, examples, targets.shape[1:3]):
-        scores = {col: np.asarray(v) for f in self.metrics.values() for col, v in f(out, targets).items()}
-        for i, e in enumerate(examples):
-          per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+        for i, e in enumerate(examples):  # one image at a time: the repeats that fill the batch are not scored
+          pair = out[i:i + 1], targets[i:i + 1]
+          per_image[name][e["name"]] = {col: float(np.asarray(v)[0]) for f in self.metrics.values()
+                                        for col, v in f(*pair).items()}
           if name == "model" and e["name"] in shown:
             grids[e["name"]] = _grid(e, np.asarray(out[i]))
     return _means(per_image), _sorted(per_image), grids
@@ -220,9 +222,9 @@ class Evaluator:
       per_image = {name: {} for name in ["model", *self.baselines]}
       for examples in nr_set.batches(self.batch):
         for name, images in self._outputs(state, examples, examples[0]["size"]):
-          scores = {col: np.asarray(v) for f in fns.values() for col, v in f(images).items()}
-          for i, e in enumerate(examples):
-            per_image[name][e["name"]] = {col: float(v[i]) for col, v in scores.items()}
+          for i, e in enumerate(examples):  # one image at a time, as in __call__
+            per_image[name][e["name"]] = {col: float(np.asarray(v)[0]) for f in fns.values()
+                                          for col, v in f(images[i:i + 1]).items()}
       means = _means(per_image)
       out[set_name] = {"num_images": len(nr_set), "model": means.pop("model"), "baselines": means,
                        "per_image": _sorted(per_image)}
