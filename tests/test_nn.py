@@ -1,10 +1,11 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lle.nn.discriminator import ConvFCDiscriminator
-from lle.nn.layers import ConvTranspose2x, conv_transpose_2x
+from lle.nn.layers import ConvTranspose2x, conv_transpose_2x, space_to_depth_conv
 from lle.nn.unet import UNet
 
 
@@ -42,6 +43,36 @@ def test_subpixel_matches_xla_transposed_conv_gradients():
   g_xla = jax.grad(loss(xla), argnums=(0, 1))(x, w)
   for a, b in zip(g_ours, g_xla):
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride, kernel, size, padding", [
+    (2, 4, (16, 12), ((1, 1), (1, 1))),  # the U-Net encoders' and discriminators' layers
+    (2, 3, (15, 17), "SAME"), (2, 5, (12, 9), ((2, 2), (2, 2))), (2, 4, (13, 9), "VALID"),  # odd kernel / sizes
+    (4, 9, (23, 21), "SAME"), (3, 4, (8, 8), ((1, 2), (0, 1)))])  # iqe's stride 4; asymmetric padding
+def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kernel, size, padding):
+  rng = np.random.default_rng(stride * 100 + kernel)
+  x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 5)), jnp.float32)
+  dims = ("NHWC", "HWIO", "NHWC")
+  xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=dims)
+  ours = lambda x, w: space_to_depth_conv(x, w, (stride, stride), padding, dimension_numbers=dims)
+  np.testing.assert_allclose(ours(x, w), xla(x, w), atol=5e-5)  # outputs up to ~25: float32 sums
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_depth_conv_in_nn_conv_keeps_names_and_shapes():
+  """A drop-in `conv_general_dilated`: the same parameters (checkpoints load either way), stride-1
+  and grouped convolutions passed through to XLA."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
+  for kwargs in [dict(strides=2, padding=((1, 1), (1, 1))), dict(strides=1, padding="SAME"),
+                 dict(strides=2, padding="SAME", feature_group_count=2)]:
+    plain = nn.Conv(6, (4, 4), **kwargs)
+    variables = plain.init(jax.random.key(1), x)
+    fast = nn.Conv(6, (4, 4), conv_general_dilated=space_to_depth_conv, **kwargs)
+    assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(fast.apply(variables, x), plain.apply(variables, x), atol=1e-5)
 
 
 def test_conv_transpose_module_parameters():

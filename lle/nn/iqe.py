@@ -8,7 +8,7 @@ one to one (`lle.weights`): generator convolutions `W1`..`W12` (each a kernel an
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer
+from lle.nn.layers import initializer, space_to_depth_conv
 
 NORMS = ("instance", "batch")
 
@@ -108,7 +108,8 @@ class Discriminator(nn.Module):
   def __call__(self, x, train: bool = False):
     dense_init = dict(kernel_init=init_fn(self.kernel_init), bias_init=nn.initializers.constant(self.bias_init))
     for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernel_sizes, self.strides), start=1):
-      x = nn.Conv(f, (k, k), strides=(s, s), padding="SAME", name=f"conv{i}", **dense_init)(x)
+      x = nn.Conv(f, (k, k), strides=(s, s), padding="SAME", name=f"conv{i}", conv_general_dilated=space_to_depth_conv,
+                  **dense_init)(x)
       x = nn.leaky_relu(x, self.negative_slope)
       if i > 1:
         x = _norm(self.norm, self.norm_epsilon, self.bn_momentum, f"norm{i}", train)(x)

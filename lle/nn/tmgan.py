@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer
+from lle.nn.layers import initializer, space_to_depth_conv
 
 UPSAMPLING = ("nearest", "bilinear")
 
@@ -17,7 +17,7 @@ def reflect_conv(x, features, *, kernel_size, stride, kernel_init, use_bias=True
   pad = (kernel_size - 1) // 2
   x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
   return nn.Conv(features, (kernel_size,) * 2, strides=stride, padding="VALID", use_bias=use_bias,
-                 kernel_init=kernel_init, name=name)(x)
+                 kernel_init=kernel_init, conv_general_dilated=space_to_depth_conv, name=name)(x)
 
 
 def upsample2x(x, method: str):

@@ -4,7 +4,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import ConvTranspose2x, initializer
+from lle.nn.layers import ConvTranspose2x, initializer, space_to_depth_conv
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu, "none": lambda x: x}
 
@@ -12,8 +12,8 @@ ACTIVATIONS = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu, "none": 
 class UNet(nn.Module):
   """len(features) stride-2 convolutions down, as many stride-2 transposed convolutions up.
 
-  Every layer but the last is conv (no bias: the norm's shift is the bias) -> batch norm -> LeakyReLU; decoder layer i concatenates the mirrored
-  encoder feature map before its transposed convolution; the last layer maps to `out_channels` with
+  Every layer but the last is conv (no bias: the norm's shift is the bias) -> batch norm -> LeakyReLU;
+  decoder layer i concatenates the mirrored encoder feature map before its transposed convolution; the last layer maps to `out_channels` with
   `output_activation`. Input H and W must divide by 2 ** len(features).
   """
   features: Sequence[int] = (64, 128, 256, 512, 512)
@@ -38,7 +38,7 @@ class UNet(nn.Module):
     skips = []
     for f in self.features:
       x = nn.Conv(f, (self.kernel_size,) * 2, strides=2, padding=((pad, pad), (pad, pad)), use_bias=False,
-                  kernel_init=init)(x)  # no bias: batch norm's shift replaces it
+                  kernel_init=init, conv_general_dilated=space_to_depth_conv)(x)  # no bias: BN's shift is it
       x = act(norm()(x))
       skips.append(x)
     up_features = list(self.features[-2::-1]) + [self.out_channels]
