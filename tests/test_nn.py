@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lle.nn.discriminator import ConvFCDiscriminator
-from lle.nn.layers import ConvTranspose2x, conv_transpose_2x, space_to_depth_conv
+from lle.nn.layers import ConvTranspose2x, conv_transpose_2x, max_pool, space_to_depth_conv
 from lle.nn.unet import UNet
 
 
@@ -73,6 +73,23 @@ def test_space_to_depth_conv_in_nn_conv_keeps_names_and_shapes():
     fast = nn.Conv(6, (4, 4), conv_general_dilated=space_to_depth_conv, **kwargs)
     assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, variables)
     np.testing.assert_allclose(fast.apply(variables, x), plain.apply(variables, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("size, shape, padding", [
+    (2, (2, 8, 6, 3), "VALID"), (2, (2, 7, 9, 3), "SAME"), (2, (2, 7, 9, 3), "VALID"), (3, (1, 10, 8, 2), "SAME")])
+def test_max_pool_values_and_gradient_equal_flax_max_pool_with_ties(size, shape, padding):
+  """Ties (post-ReLU zeros, repeated values) are where a max-pool gradient can differ: all of it must go to
+  the window's first maximum in row-major order, as XLA's select-and-scatter sends it."""
+  x = jnp.asarray(np.random.default_rng(size).normal(size=shape), jnp.float32)
+  x = jnp.where(x > 0.3, jnp.round(x), 0.0)  # many equal values per window
+  reference = lambda x: nn.max_pool(x, (size, size), strides=(size, size), padding=padding)
+  ours = lambda x: max_pool(x, size, padding)
+  y, vjp = jax.vjp(ours, x)
+  y_ref, vjp_ref = jax.vjp(reference, x)
+  np.testing.assert_array_equal(y, y_ref)
+  cotangent = jnp.asarray(np.random.default_rng(0).normal(size=y.shape), jnp.float32)
+  np.testing.assert_array_equal(vjp(cotangent)[0], vjp_ref(cotangent)[0])
+  assert int((vjp(cotangent)[0] != 0).sum()) == int(np.prod(y.shape))  # one input per window takes it
 
 
 def test_conv_transpose_module_parameters():

@@ -105,6 +105,48 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
                                       precision=precision, **kwargs)
 
 
+def max_pool(x, size: int, padding: str = "VALID"):
+  """`nn.max_pool(x, (size, size), strides=(size, size), padding=padding)` on NHWC: non-overlapping
+  windows, the same values and the same gradient (all of it to the first maximum of a window in row-major
+  order, as XLA's select-and-scatter routes it), as reshapes and elementwise selects. XLA's CPU backend
+  expands the select-and-scatter of `nn.max_pool`'s gradient into a scatter with full-size index arrays.
+  """
+  (low_h, high_h), (low_w, high_w) = jax.lax.padtype_to_pads(x.shape[1:3], (size, size), (size, size), padding)
+  x = jax.lax.pad(x, jnp.array(-jnp.inf, x.dtype), [(0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0), (0, 0, 0)])
+  n, h, w, c = x.shape
+  x = x[:, :h - h % size, :w - w % size]  # VALID drops the rows and columns no window covers
+  return _window_max(x.reshape(n, h // size, size, w // size, size, c))
+
+
+@jax.custom_vjp
+def _window_max(windows):
+  """[N, H, s, W, s, C] -> [N, H, W, C], the max over each s x s window."""
+  return windows.max(axis=(2, 4))
+
+
+def _window_max_fwd(windows):
+  out = _window_max(windows)
+  return out, (windows, out)
+
+
+def _window_max_bwd(residuals, g):
+  windows, out = residuals
+  s = windows.shape[2]
+  taken = jnp.zeros(out.shape, bool)
+  rows = []
+  for a in range(s):  # row-major scan: the first maximum takes the gradient
+    cols = []
+    for b in range(s):
+      pick = (windows[:, :, a, :, b] == out) & ~taken
+      taken = taken | pick
+      cols.append(jnp.where(pick, g, jnp.zeros_like(g)))
+    rows.append(jnp.stack(cols, axis=3))
+  return (jnp.stack(rows, axis=2),)
+
+
+_window_max.defvjp(_window_max_fwd, _window_max_bwd)
+
+
 def initializer(name: str):
   """Kernel initialiser by config name: 'normal_0.02' (DCGAN/pix2pix), 'glorot_uniform' (TensorFlow's
   default), 'he_gaussian' (He et al. 2015 sec. 2.2: zero-mean Gaussian, std sqrt(2 / fan_in), fan_in =

@@ -9,7 +9,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer
+from lle.nn.layers import initializer, max_pool
 
 
 def depth_to_space(x, r: int):
@@ -50,7 +50,7 @@ class Encoder(_Module):
     levels = []
     for i, f in enumerate(self.features):
       if i:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool(x, 2)
       x = DoubleConv(features=f, kernel_size=self.kernel_size, kernel_init=self.kernel_init)(x)
       levels.append(x)
     return levels

@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lle.nn.layers import max_pool
+
 WIDTHS = (64, 128, 256, 512, 512)
 CONVS_PER_BLOCK = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 
@@ -81,7 +83,7 @@ class VGG(nn.Module):
       elif name.startswith("relu"):
         x = jax.nn.relu(x)
       else:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding=self.pool_padding)
+        x = max_pool(x, 2, self.pool_padding)
       if name in self.taps:
         out[name] = x
     return out
