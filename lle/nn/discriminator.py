@@ -3,7 +3,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from lle.nn.layers import initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, initializer, space_to_depth_conv
 
 
 class ConvFCDiscriminator(nn.Module):
@@ -24,7 +24,7 @@ class ConvFCDiscriminator(nn.Module):
     for f in self.conv_features:
       x = nn.Conv(f, (self.kernel_size,) * 2, strides=2, padding=((pad, pad), (pad, pad)), use_bias=False,
                   kernel_init=init, conv_general_dilated=space_to_depth_conv)(x)  # no bias: BN's shift is it
-      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
+      x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     x = x.reshape(x.shape[0], -1)
     for f in self.fc_features:

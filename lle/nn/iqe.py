@@ -8,7 +8,7 @@ one to one (`lle.weights`): generator convolutions `W1`..`W12` (each a kernel an
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, initializer, space_to_depth_conv
 
 NORMS = ("instance", "batch")
 
@@ -45,7 +45,7 @@ def _norm(kind: str, epsilon: float, momentum: float, name: str, train: bool):
   if kind == "instance":
     return InstanceNorm(epsilon=epsilon, name=name)
   if kind == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
+    return BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
   raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
 
 

@@ -4,7 +4,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import ConvTranspose2x, initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, ConvTranspose2x, initializer, space_to_depth_conv
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu, "none": lambda x: x}
 
@@ -31,7 +31,7 @@ class UNet(nn.Module):
     if x.shape[1] % multiple or x.shape[2] % multiple:
       raise ValueError(f"UNet input {x.shape[1]}x{x.shape[2]} must divide by {multiple}; pad it first")
     init = initializer(self.kernel_init)
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+    norm = lambda: BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                 epsilon=self.bn_epsilon)
     act = lambda h: nn.leaky_relu(h, self.negative_slope)
     pad = (self.kernel_size - 1) // 2
