@@ -8,7 +8,7 @@ one to one (`lle.weights`): generator convolutions `W1`..`W12` (each a kernel an
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import BatchNorm, initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, broadcast_rows, initializer, space_to_depth_conv, sum_rows
 
 NORMS = ("instance", "batch")
 
@@ -30,15 +30,21 @@ class InstanceNorm(nn.Module):
   def __call__(self, x, stats=None):
     """`stats`: (mean, var) [N, 1, 1, C] to use instead of x's own (a window of a larger image normalised
     with the whole image's statistics); the statistics used are sown into the `norm_stats` collection."""
-    if stats is None:
-      mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-      var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
-    else:
-      mean, var = stats
-    self.sow("norm_stats", "stats", (mean, var))
-    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)
-    shift = self.param("shift", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
-    return (x - mean) / jnp.sqrt(var + self.epsilon) * scale + shift
+    n, h, w, c = x.shape
+    rows = x.reshape(n, h * w, c)
+    per_image = lambda v: broadcast_rows(jnp.broadcast_to(v, (n, 1, 1, c)).reshape(n, c), h * w)
+    if stats is None:  # per-image sums as matrix products (`sum_rows`: XLA's CPU reductions are slower)
+      mean = sum_rows(rows) / (h * w)
+      centred = rows - broadcast_rows(mean, h * w)
+      stats = mean[:, None, None], (sum_rows(centred * centred) / (h * w))[:, None, None]
+    else:  # e.g. one image's statistics for a batch of its windows
+      centred = rows - per_image(stats[0])
+    self.sow("norm_stats", "stats", stats)
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    shift = self.param("shift", nn.initializers.zeros, (c,), jnp.float32)
+    y = centred / per_image(jnp.sqrt(stats[1] + self.epsilon))
+    per_channel = lambda v: broadcast_rows(v[None], n * h * w)
+    return (y.reshape(1, n * h * w, c) * per_channel(scale) + per_channel(shift)).reshape(x.shape)
 
 
 def _norm(kind: str, epsilon: float, momentum: float, name: str, train: bool):

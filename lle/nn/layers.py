@@ -148,48 +148,49 @@ def _window_max_bwd(residuals, g):
 _window_max.defvjp(_window_max_fwd, _window_max_bwd)
 
 
-_SUM_BLOCK = 256
+def _block(rows: int) -> int:
+  """The largest divisor of `rows` up to 256: the block each matrix product of `sum_rows` sums."""
+  return max(d for d in range(1, min(rows, 256) + 1) if rows % d == 0)
+
+
+def sum_rows(x):
+  """x [G, R, C] -> [G, C], the sum over R, as batched matrix products: ones [1, L] x [L, C] per block of
+  L <= 256 rows, then the sum of the block sums. XLA's CPU reduction of channels-last arrays over their
+  leading axes is up to 4x slower for 16-128 channels; one long product accumulates in sequence and loses
+  accuracy (relative error 8e-6 over 131,072 rows, vs 1e-7 blocked, as XLA's). Where R has no divisor
+  from 32 to 256 it is XLA's reduction. HIGHEST: full float32 on accelerators too (no TF32). Its
+  gradient is `broadcast_rows` and the other way round, so neither pass of a normalisation layer runs
+  an XLA reduction."""
+  return _sum_rows(x, x.shape[1])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _channel_sum(x, shape):
-  """x [..., C] (of `shape`) -> [C]: the sum over every other axis, as matrix products: ones [1, 256] x
-  [256, C] per block of 256 rows (batched), then the sum of the block sums. XLA's CPU reduction over the
-  leading axes of a channels-last array is up to 4x slower for 16-128 channels; one long product
-  accumulates in sequence and loses accuracy (relative error 8e-6 over 131,072 rows, vs 1e-7 blocked,
-  as XLA's). HIGHEST: full float32 on accelerators too (no TF32)."""
-  m = x.reshape(-1, shape[-1])
-  rows, channels = m.shape
-  whole = rows - rows % _SUM_BLOCK
-  total = jnp.zeros((channels,), m.dtype)
-  if whole:
-    blocks = m[:whole].reshape(whole // _SUM_BLOCK, _SUM_BLOCK, channels)
-    ones = jnp.ones((blocks.shape[0], 1, _SUM_BLOCK), m.dtype)
-    total = jax.lax.dot_general(ones, blocks, (((2,), (1,)), ((0,), (0,))),
-                                precision=jax.lax.Precision.HIGHEST)[:, 0].sum(0)
-  if whole < rows:
-    total = total + jnp.dot(jnp.ones((1, rows - whole), m.dtype), m[whole:], precision=jax.lax.Precision.HIGHEST)[0]
-  return total
+def _sum_rows(x, rows: int):
+  groups, _, channels = x.shape
+  block = _block(rows)
+  if block < 32:
+    return x.sum(axis=1)
+  blocks = x.reshape(groups, rows // block, block, channels)
+  ones = jnp.ones((groups, rows // block, 1, block), x.dtype)
+  sums = jax.lax.dot_general(ones, blocks, (((3,), (2,)), ((0, 1), (0, 1))), precision=jax.lax.Precision.HIGHEST)
+  return sums[:, :, 0].sum(axis=1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _broadcast_channels(v, shape):
-  """v [C] -> `shape` [..., C]; its gradient is `_channel_sum` (and the other way round), so neither pass
-  of a normalisation layer runs an XLA reduction."""
-  return jnp.broadcast_to(v, shape)
+def broadcast_rows(v, rows: int):
+  """v [G, C] -> [G, rows, C]."""
+  return jnp.broadcast_to(v[:, None], (v.shape[0], rows, v.shape[1]))
 
 
-_channel_sum.defvjp(lambda x, shape: (_channel_sum(x, shape), None),
-                    lambda shape, _, g: (_broadcast_channels(g, shape),))
-_broadcast_channels.defvjp(lambda v, shape: (_broadcast_channels(v, shape), None),
-                           lambda shape, _, g: (_channel_sum(g, shape),))
+_sum_rows.defvjp(lambda x, rows: (_sum_rows(x, rows), None), lambda rows, _, g: (broadcast_rows(g, rows),))
+broadcast_rows.defvjp(lambda v, rows: (broadcast_rows(v, rows), None), lambda rows, _, g: (sum_rows(g),))
 
 
 class BatchNorm(nn.Module):
   """`flax.linen.BatchNorm` over every axis but the last, with its parameters, statistics, names and
   arithmetic (float32 statistics, variance E[x^2] - E[x]^2 clipped at 0, running averages
   momentum * old + (1 - momentum) * new, none updated while initialising), computed with per-channel
-  matrix products instead of XLA reductions (`_channel_sum`): the statistics and the backward pass's sums
+  matrix products instead of XLA reductions (`sum_rows`): the statistics and the backward pass's sums
   were a fifth of an iTMN train step on CPU."""
   use_running_average: bool = False
   momentum: float = 0.99
@@ -202,20 +203,21 @@ class BatchNorm(nn.Module):
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
     scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    rows = x.reshape(1, -1, features)
     if self.use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
-      stats = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-      count = stats.size // features
-      mean = _channel_sum(stats, stats.shape) / count
-      var = jnp.maximum(0.0, _channel_sum(stats * stats, stats.shape) / count - mean * mean)
+      stats = rows.astype(jnp.promote_types(x.dtype, jnp.float32))
+      count = rows.shape[1]
+      mean = sum_rows(stats)[0] / count
+      var = jnp.maximum(0.0, sum_rows(stats * stats)[0] / count - mean * mean)
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     mul = jax.lax.rsqrt(var + self.epsilon) * scale
-    shape = jnp.broadcast_shapes(x.shape, mean.shape)
-    y = (x - _broadcast_channels(mean, shape)) * _broadcast_channels(mul, shape)
-    return y + _broadcast_channels(bias, shape)
+    per_channel = lambda v: broadcast_rows(v[None], rows.shape[1])
+    y = (rows - per_channel(mean)) * per_channel(mul) + per_channel(bias)
+    return y.reshape(x.shape)
 
 
 def initializer(name: str):
