@@ -198,6 +198,31 @@ def test_training_lowers_the_generator_loss():
   assert 0.0 <= float(metrics["d_accuracy"]) <= 1.0
 
 
+@pytest.mark.parametrize("size", [(10, 12), (100, 100), (1, 257)])  # sums: blocks of 120, of 250; XLA (prime)
+def test_instance_norm_is_dpeds_formula_with_its_gradient(size):
+  """(x - mean) / sqrt(var + eps) * scale + shift per image and channel over H, W, biased two-pass
+  variance (tf.nn.moments), against float64 numpy; its gradient against autodiff of the plain formula."""
+  from lle.nn.iqe import InstanceNorm
+  x = np.random.default_rng(size[0]).normal(size=(2, *size, 4)).astype(np.float32) * 2 + 1
+  params = {"scale": jnp.linspace(0.5, 2, 4), "shift": jnp.linspace(-1, 1, 4)}
+  y = InstanceNorm(epsilon=1e-3).apply({"params": params}, x)
+  x64 = x.astype(np.float64)
+  mean = x64.mean(axis=(1, 2), keepdims=True)
+  expected = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True) + 1e-3)
+  expected = expected * np.asarray(params["scale"]) + np.asarray(params["shift"])
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+  def plain(params, x):
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = jnp.square(x - mean).mean(axis=(1, 2), keepdims=True)
+    return (x - mean) / jnp.sqrt(var + 1e-3) * params["scale"] + params["shift"]
+
+  loss = lambda f: (lambda p, x: jnp.sum(jnp.sin(3 * f(p, x))))
+  ours = jax.grad(loss(lambda p, x: InstanceNorm(epsilon=1e-3).apply({"params": p}, x)), argnums=(0, 1))
+  for a, b in zip(jax.tree.leaves(ours(params, x)), jax.tree.leaves(jax.grad(loss(plain), argnums=(0, 1))(params, x))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_windows_normalised_with_whole_image_statistics_equal_one_pass():
   """Instance norm is image-global: tiled inference computes its statistics on the whole image once, and
   the windows' cores then equal the one-pass output."""
