@@ -36,6 +36,10 @@ flags.DEFINE_enum("vgg_weights", "installed", ["installed", "random"],
                   "VGG-19 for tmgan's and iqe's feature losses: 'installed' (converted with `python -m lle.weights`, "
                   "in $LLE_WEIGHTS_DIR) or 'random' (He-scaled random weights written to a temporary folder: the "
                   "same arithmetic, for timing only; the table says so).")
+flags.DEFINE_integer("repeats", 1, "Rounds: every system's row runs once per round, rounds one after another, "
+                     "so that each round's rows run minutes apart at most; the table gives medians over rounds "
+                     "and the median of the per-round lle / this ratios (a busy or throttled machine moves "
+                     "single runs by 20-30%).")
 flags.DEFINE_string("row", None, "Internal: run one row (method|variant|system) and print it as JSON.")
 
 
@@ -131,6 +135,26 @@ def run_row(method, variant, system, steps):
           "compile_s": times[0], "peak_mb": memory, "memory": kind, "device": device}
 
 
+def print_table(rows):
+  """One line per (method, variant, system): medians over rounds (min-max of images/s where there are
+  several) and the median of the per-round lle / this ratios."""
+  print("\n| method | size | system | batch | input | images/s | step ms | compile s | peak MB | lle / this |")
+  print("|---|---|---|---|---|---:|---:|---:|---:|---:|")
+  keys = list(dict.fromkeys((r["method"], r["variant"], r["system"]) for r in rows))
+  for key in keys:
+    runs = [r for r in rows if (r["method"], r["variant"], r["system"]) == key]
+    lle = {r["round"]: r for r in rows if (r["method"], r["variant"], r["system"]) == (*key[:2], "lle")}
+    paired = [lle[r["round"]]["images_per_s"] / r["images_per_s"] for r in runs if r["round"] in lle]
+    ratio = f"{statistics.median(paired):.2f}" if paired else "-"
+    rate = statistics.median(r["images_per_s"] for r in runs)
+    rates = [r["images_per_s"] for r in runs]
+    spread = f" ({min(rates):.1f}-{max(rates):.1f})" if len(runs) > 1 else ""
+    median = lambda k: statistics.median(r[k] for r in runs)
+    r = runs[0]
+    print(f"| {r['method']} | {r['variant']} | {r['system']} | {r['batch']} | {r['input']} | {rate:.1f}{spread} | "
+          f"{median('step_ms'):.1f} | {median('compile_s'):.1f} | {median('peak_mb'):.0f} ({r['memory']}) | {ratio} |")
+
+
 def main(argv):
   del argv
   if FLAGS.row:
@@ -148,25 +172,18 @@ def main(argv):
     print(f"{method}: {count:,} parameters in both; output, loss and gradients equal on a small input",
           flush=True)
     for variant in FLAGS.variants:
-      for system in FLAGS.systems:
-        args = [sys.executable, __file__, f"--row={method}|{variant}|{system}", f"--steps={FLAGS.steps}"]
-        if FLAGS.batch:
-          args.append(f"--batch={FLAGS.batch}")
-        out = subprocess.run(args, capture_output=True, text=True)
-        if out.returncode:
-          print(f"{method} {variant} {system} failed:\n{out.stderr[-2000:]}", flush=True)
-          continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
-  print("\n| method | size | system | batch | input | images/s | step ms | compile s | peak MB | lle / this |")
-  print("|---|---|---|---|---|---:|---:|---:|---:|---:|")
-  for r in rows:
-    lle = next((q for q in rows if q["method"] == r["method"] and q["variant"] == r["variant"]
-                and q["system"] == "lle"), None)
-    ratio = f"{lle['images_per_s'] / r['images_per_s']:.2f}" if lle else "-"
-    print(f"| {r['method']} | {r['variant']} | {r['system']} | {r['batch']} | {r['input']} | "
-          f"{r['images_per_s']:.1f} | {r['step_ms']:.1f} | {r['compile_s']:.1f} | {r['peak_mb']:.0f} "
-          f"({r['memory']}) | {ratio} |")
+      for round_ in range(FLAGS.repeats):
+        for system in FLAGS.systems:
+          args = [sys.executable, __file__, f"--row={method}|{variant}|{system}", f"--steps={FLAGS.steps}"]
+          if FLAGS.batch:
+            args.append(f"--batch={FLAGS.batch}")
+          out = subprocess.run(args, capture_output=True, text=True)
+          if out.returncode:
+            print(f"{method} {variant} {system} failed:\n{out.stderr[-2000:]}", flush=True)
+            continue
+          rows.append(dict(json.loads(out.stdout.strip().splitlines()[-1]), round=round_))
+          print(json.dumps(rows[-1]), flush=True)
+  print_table(rows)
   vgg = "random VGG-19 weights (timing only)" if FLAGS.vgg_weights == "random" else "installed VGG-19 weights"
   print(f"\ndevice: {rows[0]['device'] if rows else '-'}; float32 on both sides; {vgg} for feature losses")
 
