@@ -13,8 +13,8 @@ class UNet(nn.Module):
   """len(features) stride-2 convolutions down, as many stride-2 transposed convolutions up.
 
   Every layer but the last is conv (no bias: the norm's shift is the bias) -> batch norm -> LeakyReLU;
-  decoder layer i concatenates the mirrored encoder feature map before its transposed convolution; the last layer maps to `out_channels` with
-  `output_activation`. Input H and W must divide by 2 ** len(features).
+  decoder layer i concatenates the mirrored encoder feature map before its transposed convolution; the
+  last layer maps to `out_channels` with `output_activation`. Input H and W must divide by 2 ** len(features).
   """
   features: Sequence[int] = (64, 128, 256, 512, 512)
   kernel_size: int = 4
