@@ -1,3 +1,5 @@
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -22,15 +24,17 @@ def scatter_conv_transpose(x, w, stride, padding):
   return full[:, padding:padding + stride * h, padding:padding + stride * wd]
 
 
+@pytest.mark.parametrize("stacked", [False, True])
 @pytest.mark.parametrize("k", [2, 4, 6])
-def test_subpixel_transposed_conv_matches_definition(k):
+def test_subpixel_transposed_conv_matches_definition(k, stacked):
   rng = np.random.default_rng(k)
   x, w = rng.normal(size=(2, 5, 7, 3)), rng.normal(size=(k, k, 3, 4))
-  got = conv_transpose_2x(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+  got = conv_transpose_2x(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), stacked=stacked)
   np.testing.assert_allclose(got, scatter_conv_transpose(x, w, 2, (k - 2) // 2), atol=2e-5)
 
 
-def test_subpixel_matches_xla_transposed_conv_gradients():
+@pytest.mark.parametrize("stacked", [False, True])
+def test_subpixel_matches_xla_transposed_conv_gradients(stacked):
   """Same function, so the same gradients as XLA's own transposed convolution (PyTorch convention)."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(2, 6, 6, 3)), jnp.float32)
@@ -41,7 +45,8 @@ def test_subpixel_matches_xla_transposed_conv_gradients():
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
-  g_ours = jax.grad(loss(conv_transpose_2x), argnums=(0, 1))(x, w)
+  ours = functools.partial(conv_transpose_2x, stacked=stacked)
+  g_ours = jax.grad(loss(ours), argnums=(0, 1))(x, w)
   g_xla = jax.grad(loss(xla), argnums=(0, 1))(x, w)
   for a, b in zip(g_ours, g_xla):
     np.testing.assert_allclose(a, b, atol=1e-4)
