@@ -120,6 +120,19 @@ def test_batch_norm_equals_flax_batch_norm(train):
     assert float(jnp.abs(loss(ours)[1][1]["batch_stats"]["mean"] - stats["mean"]).max()) > 0.01
 
 
+@pytest.mark.parametrize("shape", [(2, 16, 16, 8), (3, 5, 7, 4), (1, 64, 64, 16)])  # blocked / XLA's sums
+def test_instance_norm_equals_flax_instance_norm(shape):
+  """Same variables, outputs and gradients (input and parameters) as `flax.linen.InstanceNorm`."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=shape) * 3 + 1, jnp.float32)
+  ours, flax_in = layers.InstanceNorm(epsilon=1e-3), nn.InstanceNorm(epsilon=1e-3)
+  chex.assert_trees_all_equal(ours.init(jax.random.key(0), x), flax_in.init(jax.random.key(0), x))
+  c = shape[-1]
+  params = {"scale": jnp.linspace(0.5, 2, c), "bias": jnp.linspace(-1, 1, c)}
+  loss = lambda module: jax.value_and_grad(
+      lambda p, x: jnp.sum(jnp.sin(module.apply({"params": p}, x))), argnums=(0, 1))(params, x)
+  chex.assert_trees_all_close(loss(ours), loss(flax_in), rtol=2e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("rows", [131_072 + 100, 100, 131_071])  # blocks of 204, of 100; a prime: XLA's sum
 def test_batch_norm_channel_sums_are_as_accurate_as_a_tree_reduction(rows):
   """A single long product accumulates in sequence: relative error ~8e-6 at 131,072 rows, which the

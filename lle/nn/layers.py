@@ -247,6 +247,26 @@ class BatchNorm(nn.Module):
     return y.reshape(x.shape)
 
 
+class InstanceNorm(nn.Module):
+  """`flax.linen.InstanceNorm` on NHWC (statistics per image and channel over H, W), with its parameters,
+  names and arithmetic (float32 statistics, variance E[x^2] - E[x]^2 clipped at 0), computed with the
+  matrix-product sums of `sum_rows` as `BatchNorm` is."""
+  epsilon: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x):
+    n, h, w, features = x.shape
+    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    rows = x.reshape(n, h * w, features)
+    stats = rows.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = sum_rows(stats) / (h * w)
+    var = jnp.maximum(0.0, sum_rows(stats * stats) / (h * w) - mean * mean)
+    mul = jax.lax.rsqrt(var + self.epsilon) * scale
+    y = (rows - broadcast_rows(mean, h * w)) * broadcast_rows(mul, h * w)
+    return (y.reshape(1, n * h * w, features) + broadcast_rows(bias[None], n * h * w)).reshape(x.shape)
+
+
 def initializer(name: str):
   """Kernel initialiser by config name: 'normal_0.02' (DCGAN/pix2pix), 'glorot_uniform' (TensorFlow's
   default), 'he_gaussian' (He et al. 2015 sec. 2.2: zero-mean Gaussian, std sqrt(2 / fan_in), fan_in =

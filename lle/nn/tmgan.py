@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer, space_to_depth_conv
+from lle.nn.layers import InstanceNorm, initializer, space_to_depth_conv
 
 UPSAMPLING = ("nearest", "bilinear")
 
@@ -51,7 +51,7 @@ class LightnessUNet(nn.Module):
       raise ValueError(f"LightnessUNet input {x.shape[1]}x{x.shape[2]} must divide by {multiple}; pad it first")
     init = initializer(self.kernel_init)
     conv = lambda h, f, stride: reflect_conv(h, f, kernel_size=self.kernel_size, stride=stride, kernel_init=init)
-    block = lambda h: nn.leaky_relu(nn.InstanceNorm(epsilon=self.norm_epsilon)(h), self.negative_slope)
+    block = lambda h: nn.leaky_relu(InstanceNorm(epsilon=self.norm_epsilon)(h), self.negative_slope)
     skips = []
     for f in self.features:
       x = block(conv(x, f, 2))
@@ -79,6 +79,6 @@ class PatchDiscriminator(nn.Module):
     for i, f in enumerate(self.features):
       x = reflect_conv(x, f, kernel_size=self.kernel_size, stride=2, kernel_init=init)
       if i > 0:
-        x = nn.InstanceNorm(epsilon=self.norm_epsilon)(x)
+        x = InstanceNorm(epsilon=self.norm_epsilon)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     return reflect_conv(x, 1, kernel_size=self.kernel_size, stride=1, kernel_init=init)[..., 0]
