@@ -55,11 +55,14 @@ def test_subpixel_matches_xla_transposed_conv_gradients(stacked):
 @pytest.mark.parametrize("stride, kernel, size, padding", [
     (2, 4, (16, 12), ((1, 1), (1, 1))),  # the U-Net encoders' and discriminators' layers
     (2, 3, (15, 17), "SAME"), (2, 5, (12, 9), ((2, 2), (2, 2))), (2, 4, (13, 9), "VALID"),  # odd kernel / sizes
-    (4, 9, (23, 21), "SAME"), (3, 4, (8, 8), ((1, 2), (0, 1)))])  # iqe's stride 4; asymmetric padding
-def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kernel, size, padding):
+    (4, 9, (23, 21), "SAME"), (3, 4, (8, 8), ((1, 2), (0, 1))),  # iqe's stride 4; asymmetric padding
+    (1, 9, (12, 10), "SAME"), (1, 3, (7, 9), "SAME"), (1, 4, (9, 8), "VALID"),  # stride 1, thin side: phases
+    (1, 5, (6, 7), ((1, 3), (0, 2)))])
+@pytest.mark.parametrize("channels", [(3, 5), (6, 2)])  # thin input (images in), thin output (images out)
+def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kernel, size, padding, channels):
   rng = np.random.default_rng(stride * 100 + kernel)
-  x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
-  w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 5)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, *size, channels[0])), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, *channels)), jnp.float32)
   dims = ("NHWC", "HWIO", "NHWC")
   xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=dims)
   ours = lambda x, w: space_to_depth_conv(x, w, (stride, stride), padding, dimension_numbers=dims)

@@ -5,7 +5,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer
+from lle.nn.layers import initializer, space_to_depth_conv
 
 
 def resize_nearest(x, size):
@@ -44,9 +44,11 @@ class GLADNet(nn.Module):
     supplies that output already resized to x's size, and the global branch is skipped (tiled inference
     computes it once per image: `lle.methods.gladnet`).
     """
+    # Stride 2 stays XLA's convolution: the phase form of a 3x3 stride-2 one measured 0.97x here.
     conv = lambda f, stride=1: nn.Conv(f, (self.kernel_size,) * 2, strides=stride, padding="SAME",
                                        kernel_init=initializer(self.kernel_init),
-                                       bias_init=nn.initializers.zeros)
+                                       bias_init=nn.initializers.zeros,
+                                       conv_general_dilated=space_to_depth_conv if stride == 1 else None)
     # Built in the order the layers are named (Conv_0, Conv_1, ...), whichever part runs.
     encoder = [conv(self.global_features, 2) for _ in range(self.num_blocks)]
     decoder = [conv(self.global_features) for _ in range(self.num_blocks)]

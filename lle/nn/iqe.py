@@ -73,7 +73,7 @@ class Generator(nn.Module):
   def __call__(self, x, train: bool = False, norm_stats=None):
     """`norm_stats`: {norm name: (mean, var)} for instance norm to use instead of x's own statistics."""
     conv = lambda k, f, i: nn.Conv(f, (k, k), padding="SAME", name=f"W{i}",  # noqa: E731
-                                   kernel_init=init_fn(self.kernel_init),
+                                   kernel_init=init_fn(self.kernel_init), conv_general_dilated=space_to_depth_conv,
                                    bias_init=nn.initializers.constant(self.bias_init))
 
     def norm(i):

@@ -9,7 +9,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer, max_pool
+from lle.nn.layers import initializer, max_pool, space_to_depth_conv
 
 
 def depth_to_space(x, r: int):
@@ -28,7 +28,7 @@ class _Module(nn.Module):
   def conv(self, features, kernel_size=None, name=None):
     k = kernel_size or self.kernel_size
     return nn.Conv(features, (k, k), padding="SAME", kernel_init=initializer(self.kernel_init),
-                   bias_init=nn.initializers.zeros, name=name)
+                   bias_init=nn.initializers.zeros, name=name, conv_general_dilated=space_to_depth_conv)
 
 
 class DoubleConv(_Module):

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lle.nn.layers import max_pool
+from lle.nn.layers import max_pool, space_to_depth_conv
 
 WIDTHS = (64, 128, 256, 512, 512)
 CONVS_PER_BLOCK = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -79,7 +79,7 @@ class VGG(nn.Module):
     for name in names[:last + 1]:
       if name.startswith("conv"):
         width = block_widths[int(name[4])]
-        x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=name)(x)
+        x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=name, conv_general_dilated=space_to_depth_conv)(x)
       elif name.startswith("relu"):
         x = jax.nn.relu(x)
       else:
