@@ -73,8 +73,8 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
 
 
 def test_space_to_depth_conv_in_nn_conv_keeps_names_and_shapes():
-  """A drop-in `conv_general_dilated`: the same parameters (checkpoints load either way), stride-1
-  and grouped convolutions passed through to XLA."""
+  """A drop-in `conv_general_dilated`: the same parameters (checkpoints load either way) and outputs for
+  stride 2, stride 1 (phase form: 4 input channels) and grouped convolutions (passed through to XLA)."""
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
   for kwargs in [dict(strides=2, padding=((1, 1), (1, 1))), dict(strides=1, padding="SAME"),
                  dict(strides=2, padding="SAME", feature_group_count=2)]:
