@@ -20,6 +20,16 @@ def _phase_taps(kernel_size: int, padding: int, phase: int):
   return taps, (-offsets[0], offsets[-1])
 
 
+def _select_taps(kernel, rows, cols):
+  """kernel[rows][:, cols] for static integer arrays `rows`, `cols` (index K: a zero tap) -> [*rows.shape,
+  *cols.shape, C, F], as products with one-hot matrices: a gather's gradient is a scatter into a zeroed
+  kernel, slow on XLA's CPU backend, while these products are exact (HIGHEST: no TF32 rounding)."""
+  one_hot = lambda index, k: jnp.asarray(np.eye(k + 1, k, dtype=np.float32)[np.ravel(index)], kernel.dtype)
+  w = jnp.einsum("ak,bl,klcf->abcf", one_hot(rows, kernel.shape[0]), one_hot(cols, kernel.shape[1]), kernel,
+                 precision=jax.lax.Precision.HIGHEST)
+  return w.reshape(*np.shape(rows), *np.shape(cols), *kernel.shape[2:])
+
+
 # Output widths up to this take the stacked form of `conv_transpose_2x`. XLA's CPU convolution is slow on
 # thin outputs (a U-Net's last layer has 3): one conv with 4x the outputs beats four thin ones, although it
 # multiplies by the zero taps too (9/4 of the work for k = 4). Train step, images/s, paired rounds: iTMN
@@ -57,9 +67,8 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
     tap = np.full((low + high + 1, 2), k)
     for p, (taps, (phase_low, _)) in enumerate(phases):
       tap[low - phase_low:low - phase_low + len(taps), p] = taps
-    padded = jnp.pad(kernel, [(0, 1), (0, 1), (0, 0), (0, 0)])
-    window = padded[tap[:, None, :, None], tap[None, :, None, :]]  # [rows, cols, 2(py), 2(px), in, out]
-    window = window.transpose(0, 1, 4, 2, 3, 5).reshape(*window.shape[:2], kernel.shape[2], 4 * features)
+    window = _select_taps(kernel, tap, tap)  # [rows, 2(py), cols, 2(px), in, out]
+    window = window.transpose(0, 2, 4, 1, 3, 5).reshape(len(tap), len(tap), kernel.shape[2], 4 * features)
     y = conv(x, window.astype(x.dtype), padding=((low, high), (low, high)))
     y = y.reshape(n, h, w, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)  # [N, H, 2(py), W, 2(px), C]
   else:
@@ -67,7 +76,7 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
     for taps_y, pad_y in phases:
       cols = []
       for taps_x, pad_x in phases:
-        sub = kernel[jnp.array(taps_y)][:, jnp.array(taps_x)]
+        sub = _select_taps(kernel, np.array(taps_y), np.array(taps_x))
         cols.append(conv(x, sub.astype(x.dtype), padding=(pad_y, pad_x)))
       rows.append(jnp.stack(cols, axis=3))  # [N, H, W, 2(px), C]
     y = jnp.stack(rows, axis=2)  # [N, H, 2(py), W, 2(px), C]
@@ -149,9 +158,8 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
   tap = lambda k, a: np.array([[[s * a_ + j - p if 0 <= s * a_ + j - p < k else k for p in range(q)]
                                 for j in range(s)] for a_ in range(a)])
   ty, tx = tap(kernel_size[0], taps[0]), tap(kernel_size[1], taps[1])
-  w = jnp.pad(rhs, [(0, 1), (0, 1), (0, 0), (0, 0)])
-  w = w[ty[:, None, :, None, :, None], tx[None, :, None, :, None, :]]  # [a, b, j, i, p, r, C, F]
-  w = w.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(taps[0], taps[1], s * s * c, q * q * f)
+  w = _select_taps(rhs, ty, tx)  # [a, j, p, b, i, r, C, F]
+  w = w.transpose(0, 3, 1, 4, 6, 2, 5, 7).reshape(taps[0], taps[1], s * s * c, q * q * f)
   y = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                    precision=precision, **kwargs)
   if q == 1:
