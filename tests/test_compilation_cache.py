@@ -56,7 +56,10 @@ def test_second_run_loads_the_train_step_from_the_cache(tmp_path):
   entries = sorted(p.name for p in cache.iterdir())
   assert any("train_step" in e for e in entries), entries  # written by the first run
   second = _run(tmp_path / "b", cache)
-  # Every program of the second run was found in the cache: nothing new was written. (Seconds are
-  # printed for the benchmark note, not asserted.)
-  assert sorted(p.name for p in cache.iterdir()) == entries
+  # The second run found its train step under the first run's key: no other train-step entry was written.
+  # (Small programs such as init compile in about the cache's 0.5 s floor, so whichever run compiles one
+  # more slowly may add it: not a miss. Seconds are printed for the benchmark note, not asserted.)
+  steps = lambda names: sorted(n for n in names if "train_step" in n)
+  assert steps(p.name for p in cache.iterdir()) == steps(entries)
+  assert set(entries) <= {p.name for p in cache.iterdir()}
   print(f"train step compile: first run {first:.2f} s, second run {second:.2f} s")
