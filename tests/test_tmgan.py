@@ -58,9 +58,11 @@ def test_unet_depth_sizes_and_parameter_count(variant, depth):
   assert method.size_multiple == 2**depth
   n = 2**depth  # the smallest input: a 1 x 1 bottleneck
   model = tmgan.generator(config)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, n, n, 1)))
-  assert sum(x.size for x in jax.tree.leaves(variables)) == _unet_param_count(features)
-  out, inter = model.apply(variables, jnp.full((1, 2 * n, 2 * n, 1), 0.3), capture_intermediates=True)
+  # Shapes only: traced, not run (op-by-op execution of a 7-8 level U-Net took most of this test's time).
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, n, n, 1)))
+  assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables)) == _unet_param_count(features)
+  out, inter = jax.eval_shape(lambda v, x: model.apply(v, x, capture_intermediates=True), variables,
+                              jnp.full((1, 2 * n, 2 * n, 1), 0.3))
   assert out.shape == (1, 2 * n, 2 * n, 1)
   convs = sorted((k for k in inter["intermediates"] if k.startswith("Conv_")), key=lambda k: int(k[5:]))
   sizes = [inter["intermediates"][k]["__call__"][0].shape[1] for k in convs]
@@ -70,7 +72,7 @@ def test_unet_depth_sizes_and_parameter_count(variant, depth):
   # Fig. 1: the map before the last upsample is N/2 x N/2 x 32 (16 upsampled + 16 concatenated).
   assert variables["params"][convs[-1]]["kernel"].shape == (3, 3, 32, 1)
   with pytest.raises(ValueError, match=f"must divide by {2**depth}"):
-    model.apply(variables, jnp.zeros((1, n + 8, n, 1)))
+    jax.eval_shape(model.apply, variables, jnp.zeros((1, n + 8, n, 1)))
 
 
 @pytest.mark.parametrize("n", [256, 512])
@@ -104,7 +106,8 @@ def _batch(config, seed=0):
 def _d_in(config, state, batch, fake_from):
   light_in = tmgan.lightness(batch["input"])
   g = fake_from["gen"]
-  fake = tmgan.tanh_to_lightness(g.apply_fn({"params": g.params}, light_in), config.generator.tanh_to_lightness)
+  fake = tmgan.tanh_to_lightness(jax.jit(g.apply_fn)({"params": g.params}, light_in),
+                                 config.generator.tanh_to_lightness)
   return (tmgan._discriminator_input(config, light_in, tmgan.lightness(batch["target"])),
           tmgan._discriminator_input(config, light_in, fake))
 
@@ -118,11 +121,12 @@ def test_lsgan_signs_d_step_lowers_its_loss_and_g_step_raises_ds_score():
   batch = _batch(config)
   new, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
   d0, d1 = state["disc"], new["disc"]
-  score = lambda d, x: float(d.apply_fn({"params": d.params}, x).mean())
+  d_apply = jax.jit(d0.apply_fn)  # one compilation for every score below
+  score = lambda d, x: float(d_apply({"params": d.params}, x).mean())
 
   real, fake_new = _d_in(config, state, batch, new)
-  d_loss = lambda d: 0.5 * (np.mean((np.asarray(d.apply_fn({"params": d.params}, real)) - 1) ** 2)
-                            + np.mean((np.asarray(d.apply_fn({"params": d.params}, fake_new)) + 1) ** 2))
+  d_loss = lambda d: 0.5 * (np.mean((np.asarray(d_apply({"params": d.params}, real)) - 1) ** 2)
+                            + np.mean((np.asarray(d_apply({"params": d.params}, fake_new)) + 1) ** 2))
   assert d_loss(d1) < d_loss(d0)  # D's step (on G_{k+1}'s output) lowers D's loss
   assert score(d1, real) - score(d1, fake_new) > score(d0, real) - score(d0, fake_new)  # real above fake
   _, fake_old = _d_in(config, state, batch, state)

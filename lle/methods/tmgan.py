@@ -68,6 +68,18 @@ def _vgg_layer(config) -> str:
 
 
 def init(rng, *, config):
+  vgg_params = None
+  if config.loss.perceptual_weight:
+    # The VGG weights ride in the state (not closed over: constants would be folded into every compiled
+    # step); only the convolutions up to the loss's layer. A missing file stops here, before any network
+    # is built, with how to get it.
+    from lle import weights
+    from lle.nn import vgg
+    params, _, _ = weights.load(config.loss.perceptual.weights)
+    layer = _vgg_layer(config)
+    names = vgg.layer_names(config.loss.perceptual.depth)
+    used = {n for n in names[:names.index(layer) + 1] if n.startswith("conv")}
+    vgg_params = {n: {k: jnp.asarray(v) for k, v in params[n].items()} for n in used}
   size = config.data.crop_size
   g_rng, d_rng = jax.random.split(rng)
   g_module, d_module = generator(config), discriminator(config)
@@ -78,16 +90,8 @@ def init(rng, *, config):
       "disc": NetState.create(apply_fn=precision.apply_fn(d_module, config), tx=optim.make(config.optimizer),
                               params=d_module.init(d_rng, jnp.zeros((1, size, size, d_channels)))["params"]),
   }
-  if config.loss.perceptual_weight:
-    # The VGG weights ride in the state (not closed over: constants would be folded into every compiled
-    # step); only the convolutions up to the loss's layer. A missing file stops here with how to get it.
-    from lle import weights
-    from lle.nn import vgg
-    params, _, _ = weights.load(config.loss.perceptual.weights)
-    layer = _vgg_layer(config)
-    names = vgg.layer_names(config.loss.perceptual.depth)
-    used = {n for n in names[:names.index(layer) + 1] if n.startswith("conv")}
-    state["vgg"] = {n: {k: jnp.asarray(v) for k, v in params[n].items()} for n in used}
+  if vgg_params is not None:
+    state["vgg"] = vgg_params
   return state
 
 
