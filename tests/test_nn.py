@@ -72,6 +72,26 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch, kernel, padding", [
+    (2, 3, "SAME"), (1, 9, "SAME"), (4, 4, "SAME"),  # 4x4 SAME: (1, 2) on each axis
+    (3, 3, ((2, 0), (1, 3))), (2, 5, ((-1, 2), (2, 1)))])  # asymmetric; negative crops the input
+def test_padded_weight_grad_conv_is_xla_conv_with_its_gradients(batch, kernel, padding):
+  """Wide stride-1 convolutions on small batches: XLA's values and input gradient, and the weight
+  gradient of the input padded beforehand, which must equal XLA's weight gradient."""
+  rng = np.random.default_rng(kernel)
+  x = jnp.asarray(rng.normal(size=(batch, 9, 11, 8)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 8, 6)), jnp.float32)
+  dims = ("NHWC", "HWIO", "NHWC")
+  xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dims)
+  ours = lambda x, w: space_to_depth_conv(x, w, (1, 1), padding, dimension_numbers=dims)
+  assert "custom_vjp_call" in str(jax.make_jaxpr(ours)(x, w))  # the padded-gradient form is the one tested
+  np.testing.assert_allclose(ours(x, w), xla(x, w), atol=5e-5)
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  assert "custom_vjp_call" not in str(jax.make_jaxpr(ours)(jnp.zeros((8, 9, 11, 8)), w))  # larger batches: XLA's
+
+
 def test_space_to_depth_conv_in_nn_conv_keeps_names_and_shapes():
   """A drop-in `conv_general_dilated`: the same parameters (checkpoints load either way) and outputs for
   stride 2, stride 1 (phase form: 4 input channels) and grouped convolutions (passed through to XLA)."""

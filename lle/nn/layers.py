@@ -134,6 +134,12 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
   if phase_form and stride == 1:
     phase_form = min(rhs.shape[2], rhs.shape[3]) <= PHASE_MAX_THIN_CHANNELS and max(rhs.shape[:2]) > 1
   if not phase_form:
+    if (lhs.ndim == 4 and tuple(window_strides) == (1, 1) and feature_group_count == 1 and not kwargs
+        and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == nhwc):
+      if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
+      return conv_padded_weight_grad(lhs, rhs, tuple(map(tuple, padding)), precision)
     return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision, **kwargs)
   kernel_size = rhs.shape[:2]
@@ -166,6 +172,48 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
     return y
   y = y.reshape(n, *per_phase, q, q, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, q * per_phase[0], q * per_phase[1], f)
   return y[:, :outs[0], :outs[1]]
+
+
+# Batches up to this size get the weight gradient of a padded stride-1 convolution from the padded input
+# (`conv_padded_weight_grad`) on CPU. One 3x3 64 -> 64 layer at 100^2, forward + backward, paired: batch 1
+# 1.81x, 2 1.41x, 4 1.08x, 8 0.95x (128^2: batch 2 1.33x; 9x9 at batch 2: 1.44x).
+PADDED_WEIGHT_GRAD_MAX_BATCH = 4
+
+
+def conv_padded_weight_grad(x, kernel, padding, precision=None):
+  """Stride-1 NHWC/HWIO convolution with explicit `padding` ((low, high) per spatial axis), whose weight
+  gradient is computed from the padded input by an unpadded correlation where that is faster: on XLA's CPU
+  backend with at most PADDED_WEIGHT_GRAD_MAX_BATCH images. XLA's CPU weight gradient correlates the
+  input, batch as channels, with the output gradient as a kernel as wide as the image; on a padded input
+  with few images that runs 1.4-1.8x slower than on the same input padded beforehand. Bit-identical
+  values and gradients either way; the forward pass and the input gradient are XLA's."""
+  conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), precision=precision,
+                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  if (not any(low or high for low, high in padding) or x.shape[0] > PADDED_WEIGHT_GRAD_MAX_BATCH
+      or jax.default_backend() != "cpu"):
+    return conv(x, kernel, padding=padding)
+  return _conv_padded_weight_grad(x, kernel, padding, precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_padded_weight_grad(x, kernel, padding, precision):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, precision=precision,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv_padded_weight_grad_bwd(padding, precision, residuals, g):
+  x, kernel = residuals
+  conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), precision=precision,
+                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  dx = jax.vjp(lambda x: conv(x, kernel, padding=padding), x)[1](g)[0]
+  padded = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)])
+  dkernel = jax.vjp(lambda k: conv(padded, k, padding="VALID"), kernel)[1](g)[0]
+  return dx, dkernel
+
+
+_conv_padded_weight_grad.defvjp(
+    lambda x, kernel, padding, precision: (_conv_padded_weight_grad(x, kernel, padding, precision), (x, kernel)),
+    _conv_padded_weight_grad_bwd)
 
 
 def max_pool(x, size: int, padding: str = "VALID"):
