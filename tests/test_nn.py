@@ -72,6 +72,19 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_select_taps_is_indexing_with_a_zero_tap_and_its_gradient():
+  """Repeated taps (their gradients add up), zero taps (index K) and taps never taken (zero gradient)."""
+  rng = np.random.default_rng(0)
+  kernel = jnp.asarray(rng.normal(size=(5, 4, 3, 2)), jnp.float32)
+  rows, cols = np.array([[4, 0], [2, 5], [0, 1]]), np.array([3, 4, 3, 1])
+  padded = lambda k: jnp.pad(k, ((0, 1), (0, 1), (0, 0), (0, 0)))
+  reference = lambda k: padded(k)[rows][:, :, cols]  # a gather, and a scatter-add for its gradient
+  np.testing.assert_array_equal(layers._select_taps(kernel, rows, cols), reference(kernel))
+  weights = jnp.asarray(rng.normal(size=(3, 2, 4, 3, 2)), jnp.float32)
+  grad = lambda f: jax.grad(lambda k: jnp.sum(f(k) * weights))(kernel)
+  np.testing.assert_allclose(grad(lambda k: layers._select_taps(k, rows, cols)), grad(reference), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("batch, kernel, padding", [
     (2, 3, "SAME"), (1, 9, "SAME"), (4, 4, "SAME"),  # 4x4 SAME: (1, 2) on each axis
     (3, 3, ((2, 0), (1, 3))), (2, 5, ((-1, 2), (2, 1)))])  # asymmetric; negative crops the input
