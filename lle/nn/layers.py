@@ -161,7 +161,7 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
         and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == nhwc):
       if isinstance(padding, str):
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
-      return conv_padded_weight_grad(lhs, rhs, tuple(map(tuple, padding)), precision)
+      return conv_stride1(lhs, rhs, tuple(map(tuple, padding)), precision)
     return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision, **kwargs)
   kernel_size = rhs.shape[:2]
@@ -188,54 +188,84 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
   ty, tx = tap(kernel_size[0], taps[0]), tap(kernel_size[1], taps[1])
   w = _select_taps(rhs, ty, tx)  # [a, j, p, b, i, r, C, F]
   w = w.transpose(0, 3, 1, 4, 6, 2, 5, 7).reshape(taps[0], taps[1], s * s * c, q * q * f)
-  y = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                   precision=precision, **kwargs)
+  y = (conv_stride1(x, w, ((0, 0), (0, 0)), precision) if not kwargs else
+       jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    precision=precision, **kwargs))
   if q == 1:
     return y
   y = y.reshape(n, *per_phase, q, q, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, q * per_phase[0], q * per_phase[1], f)
   return y[:, :outs[0], :outs[1]]
 
 
-# Batches up to this size get the weight gradient of a padded stride-1 convolution from the padded input
-# (`conv_padded_weight_grad`) on CPU. One 3x3 64 -> 64 layer at 100^2, forward + backward, paired: batch 1
-# 1.81x, 2 1.41x, 4 1.08x, 8 0.95x (128^2: batch 2 1.33x; 9x9 at batch 2: 1.44x).
+# Backward passes of stride-1 convolutions (`conv_stride1`) chosen for XLA's CPU backend, measured there on
+# single layers (forward + backward or the one gradient, paired rounds):
+# - Weight gradient from the input padded beforehand, for batches up to this size. 3x3 64 -> 64 at 100^2:
+#   batch 1 1.81x, 2 1.41x, 4 1.08x, 8 0.95x (128^2: batch 2 1.33x; 9x9 at batch 2: 1.44x).
 PADDED_WEIGHT_GRAD_MAX_BATCH = 4
+# - Input gradient as one matrix product with the kernel, then col2im, where the kernel has at least this
+#   many times the elements of the output gradient (k * k * C >= ratio * N * Ho * Wo): XLA's transposes the
+#   kernel every step. Input gradient alone: 3x3 512 -> 512 at 2 x 6^2 3.0x, 2 x 12^2 1.8x, 8 x 6^2 1.7x;
+#   2x2 2048 -> 512 at 2 x 4^2 5.5x; but 3x3 256 -> 256 at 2 x 25^2 (ratio 1.8) 0.89x. Train step: iqe
+#   code b2 (VGG-19 to relu5_4 on 100^2) 1.07x; iqe demo 1.03x, itmn demo 1.02x, paper 0.97x (noise).
+INPUT_GRAD_DOT_MIN_RATIO = 4
 
 
-def conv_padded_weight_grad(x, kernel, padding, precision=None):
-  """Stride-1 NHWC/HWIO convolution with explicit `padding` ((low, high) per spatial axis), whose weight
-  gradient is computed from the padded input by an unpadded correlation where that is faster: on XLA's CPU
-  backend with at most PADDED_WEIGHT_GRAD_MAX_BATCH images. XLA's CPU weight gradient correlates the
-  input, batch as channels, with the output gradient as a kernel as wide as the image; on a padded input
-  with few images that runs 1.4-1.8x slower than on the same input padded beforehand. Bit-identical
-  values and gradients either way; the forward pass and the input gradient are XLA's."""
-  conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), precision=precision,
-                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  if (not any(low or high for low, high in padding) or x.shape[0] > PADDED_WEIGHT_GRAD_MAX_BATCH
-      or jax.default_backend() != "cpu"):
-    return conv(x, kernel, padding=padding)
-  return _conv_padded_weight_grad(x, kernel, padding, precision)
+def conv_stride1(x, kernel, padding, precision=None):
+  """Stride-1 NHWC/HWIO convolution with explicit `padding` ((low, high) per spatial axis; negative crops),
+  XLA's forward pass, and backward passes that are faster on XLA's CPU backend where they apply:
+  - weight gradient (batches <= PADDED_WEIGHT_GRAD_MAX_BATCH, nonzero padding): the unpadded correlation
+    of the input padded beforehand. XLA's correlates the input, batch as channels, with the output
+    gradient as a kernel as wide as the image, slowly when it has to pad and has few images;
+  - input gradient (kernels >= INPUT_GRAD_DOT_MIN_RATIO x the output gradient: deep layers on small
+    images): output gradient x kernel^T as one matrix product, [N Ho Wo, F] x [F, k k C], whose k x k
+    shifted slices sum to the padded input's gradient (col2im). XLA's convolves with a flipped,
+    transposed copy of the kernel, made every step.
+  The same values and gradients either way (tests); elsewhere it is `lax.conv_general_dilated`."""
+  n, h, w, c = x.shape
+  kh, kw, _, f = kernel.shape
+  out_pixels = n * (h + sum(padding[0]) - kh + 1) * (w + sum(padding[1]) - kw + 1)
+  cpu = jax.default_backend() == "cpu"
+  padded_weight_grad = cpu and n <= PADDED_WEIGHT_GRAD_MAX_BATCH and any(low or high for low, high in padding)
+  input_grad_by_dot = cpu and kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
+  if padded_weight_grad or input_grad_by_dot:
+    return _conv_stride1(x, kernel, padding, precision, padded_weight_grad, input_grad_by_dot)
+  return _xla_conv(x, kernel, padding, precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_padded_weight_grad(x, kernel, padding, precision):
+def _xla_conv(x, kernel, padding, precision):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, precision=precision,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _conv_padded_weight_grad_bwd(padding, precision, residuals, g):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_stride1(x, kernel, padding, precision, padded_weight_grad, input_grad_by_dot):
+  return _xla_conv(x, kernel, padding, precision)
+
+
+def _conv_stride1_bwd(padding, precision, padded_weight_grad, input_grad_by_dot, residuals, g):
   x, kernel = residuals
-  conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), precision=precision,
-                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  dx = jax.vjp(lambda x: conv(x, kernel, padding=padding), x)[1](g)[0]
-  padded = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)])
-  dkernel = jax.vjp(lambda k: conv(padded, k, padding="VALID"), kernel)[1](g)[0]
+  kh, kw, c, f = kernel.shape
+  zero = jnp.zeros((), g.dtype)
+  if input_grad_by_dot:
+    n, ho, wo, _ = g.shape
+    cols = jax.lax.dot_general(g, kernel.reshape(kh * kw * c, f), (((3,), (1,)), ((), ())), precision=precision)
+    cols = cols.reshape(n, ho, wo, kh, kw, c)
+    padded = sum(jax.lax.pad(cols[:, :, :, i, j], zero, [(0, 0, 0), (i, kh - 1 - i, 0), (j, kw - 1 - j, 0), (0, 0, 0)])
+                 for i in range(kh) for j in range(kw))  # the gradient of the padded input
+    dx = jax.lax.pad(padded, zero, [(0, 0, 0), (-padding[0][0], -padding[0][1], 0), (-padding[1][0], -padding[1][1], 0),
+                                    (0, 0, 0)]).astype(x.dtype)
+  else:
+    dx = jax.vjp(lambda x: _xla_conv(x, kernel, padding, precision), x)[1](g)[0]
+  if padded_weight_grad:
+    padded_x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)])
+    dkernel = jax.vjp(lambda k: _xla_conv(padded_x, k, ((0, 0), (0, 0)), precision), kernel)[1](g)[0]
+  else:
+    dkernel = jax.vjp(lambda k: _xla_conv(x, k, padding, precision), kernel)[1](g)[0]
   return dx, dkernel
 
 
-_conv_padded_weight_grad.defvjp(
-    lambda x, kernel, padding, precision: (_conv_padded_weight_grad(x, kernel, padding, precision), (x, kernel)),
-    _conv_padded_weight_grad_bwd)
+_conv_stride1.defvjp(
+    lambda x, kernel, *static: (_conv_stride1(x, kernel, *static), (x, kernel)), _conv_stride1_bwd)
 
 
 def max_pool(x, size: int, padding: str = "VALID"):
