@@ -78,8 +78,6 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
   phases = [_phase_taps(k, padding, p) for p in (0, 1)]
   n, h, w, _ = x.shape
   features = kernel.shape[3]
-  conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1),
-                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
   if stacked is None:
     stacked = features <= STACKED_MAX_FEATURES
   if stacked:
@@ -91,7 +89,7 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
       tap[low - phase_low:low - phase_low + len(taps), p] = taps
     window = _select_taps(kernel, tap, tap)  # [rows, 2(py), cols, 2(px), in, out]
     window = window.transpose(0, 2, 4, 1, 3, 5).reshape(len(tap), len(tap), kernel.shape[2], 4 * features)
-    y = conv(x, window.astype(x.dtype), padding=((low, high), (low, high)))
+    y = _xla_conv(x, window.astype(x.dtype), ((low, high), (low, high)))
     y = y.reshape(n, h, w, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)  # [N, H, 2(py), W, 2(px), C]
   else:
     rows = []
@@ -99,7 +97,7 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
       cols = []
       for taps_x, pad_x in phases:
         sub = _select_taps(kernel, np.array(taps_y), np.array(taps_x))
-        cols.append(conv(x, sub.astype(x.dtype), padding=(pad_y, pad_x)))
+        cols.append(_xla_conv(x, sub.astype(x.dtype), (pad_y, pad_x)))
       rows.append(jnp.stack(cols, axis=3))  # [N, H, W, 2(px), C]
     y = jnp.stack(rows, axis=2)  # [N, H, 2(py), W, 2(px), C]
   y = y.reshape(n, 2 * h, 2 * w, features)
@@ -178,7 +176,7 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
     per_phase.append(-(-out // q))
     taps.append(-(-(k + q - 1) // s))
     pads.append((low, s * (per_phase[-1] + taps[-1] - 1) - size - low))  # s (rows + taps - 1) from row -low
-  x = jax.lax.pad(lhs, jnp.zeros((), lhs.dtype), [(0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)])
+  x = _pad_hw(lhs, pads)
   height, width = x.shape[1] // s, x.shape[2] // s
   x = x.reshape(n, height, s, width, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(
       n, height, width, s * s * c)  # channels ordered (row phase, column phase, channel)
@@ -232,7 +230,13 @@ def conv_stride1(x, kernel, padding, precision=None):
   return _xla_conv(x, kernel, padding, precision)
 
 
-def _xla_conv(x, kernel, padding, precision):
+def _pad_hw(x, padding, value=0.0):
+  """NHWC x padded by ((low, high), (low, high)) on H and W with `value`; negative amounts crop."""
+  (top, bottom), (left, right) = padding
+  return jax.lax.pad(x, jnp.array(value, x.dtype), [(0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)])
+
+
+def _xla_conv(x, kernel, padding, precision=None):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, precision=precision,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -245,19 +249,17 @@ def _conv_stride1(x, kernel, padding, precision, padded_weight_grad, input_grad_
 def _conv_stride1_bwd(padding, precision, padded_weight_grad, input_grad_by_dot, residuals, g):
   x, kernel = residuals
   kh, kw, c, f = kernel.shape
-  zero = jnp.zeros((), g.dtype)
   if input_grad_by_dot:
     n, ho, wo, _ = g.shape
     cols = jax.lax.dot_general(g, kernel.reshape(kh * kw * c, f), (((3,), (1,)), ((), ())), precision=precision)
     cols = cols.reshape(n, ho, wo, kh, kw, c)
-    padded = sum(jax.lax.pad(cols[:, :, :, i, j], zero, [(0, 0, 0), (i, kh - 1 - i, 0), (j, kw - 1 - j, 0), (0, 0, 0)])
+    padded = sum(_pad_hw(cols[:, :, :, i, j], ((i, kh - 1 - i), (j, kw - 1 - j)))
                  for i in range(kh) for j in range(kw))  # the gradient of the padded input
-    dx = jax.lax.pad(padded, zero, [(0, 0, 0), (-padding[0][0], -padding[0][1], 0), (-padding[1][0], -padding[1][1], 0),
-                                    (0, 0, 0)]).astype(x.dtype)
+    dx = _pad_hw(padded, [(-low, -high) for low, high in padding]).astype(x.dtype)  # crops the padding
   else:
     dx = jax.vjp(lambda x: _xla_conv(x, kernel, padding, precision), x)[1](g)[0]
   if padded_weight_grad:
-    padded_x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)])
+    padded_x = _pad_hw(x, padding)
     dkernel = jax.vjp(lambda k: _xla_conv(padded_x, k, ((0, 0), (0, 0)), precision), kernel)[1](g)[0]
   else:
     dkernel = jax.vjp(lambda k: _xla_conv(x, k, padding, precision), kernel)[1](g)[0]
@@ -275,7 +277,7 @@ def max_pool(x, size: int, padding: str = "VALID"):
   expands the select-and-scatter of `nn.max_pool`'s gradient into a scatter with full-size index arrays.
   """
   (low_h, high_h), (low_w, high_w) = jax.lax.padtype_to_pads(x.shape[1:3], (size, size), (size, size), padding)
-  x = jax.lax.pad(x, jnp.array(-jnp.inf, x.dtype), [(0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0), (0, 0, 0)])
+  x = _pad_hw(x, ((low_h, high_h), (low_w, high_w)), -jnp.inf)
   n, h, w, c = x.shape
   x = x[:, :h - h % size, :w - w % size]  # VALID drops the rows and columns no window covers
   return _window_max(x.reshape(n, h // size, size, w // size, size, c))
