@@ -190,22 +190,32 @@ def color_kernel(form: str, size: int = 21, sigma: float = 3.0):
 def blur(images, kernel):
   """Each channel of [N, H, W, C] convolved with `kernel` [k, k], zero 'SAME' padding (TF's
   depthwise_conv2d with padding='SAME'). A separable kernel (both colour kernels are: outer(a, a)) runs
-  as a column pass then a row pass, 2k instead of k^2 multiplies per pixel; zero padding commutes with
-  the split, so the result is the same up to rounding."""
+  as a column pass then a row pass; zero padding commutes with the split, so the result is the same up to
+  rounding. Each pass is a matrix product with the [H, H] (or [W, W]) banded matrix of the 1-D kernel,
+  whose rows stop at the image's border (the zero padding): the same sums as the depthwise convolution,
+  which XLA's CPU backend runs ~10x slower (a third of an iqe demo train step)."""
   import numpy as np
   kernel = np.asarray(kernel, np.float64)
   factor = np.sqrt(np.diag(kernel))
-  if kernel.shape[0] == kernel.shape[1] and np.allclose(np.outer(factor, factor), kernel, rtol=1e-5, atol=1e-9):
-    passes = [factor[:, None], factor[None, :]]
-  else:
-    passes = [kernel]
   channels = images.shape[-1]
-  for k in passes:
-    k = jnp.asarray(k, images.dtype)[:, :, None, None]
-    images = jax.lax.conv_general_dilated(images, jnp.tile(k, (1, 1, 1, channels)), (1, 1), "SAME",
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                          feature_group_count=channels)
-  return images
+  if not (kernel.shape[0] == kernel.shape[1] and np.allclose(np.outer(factor, factor), kernel, rtol=1e-5, atol=1e-9)):
+    k = jnp.asarray(kernel, images.dtype)[:, :, None, None]
+    return jax.lax.conv_general_dilated(images, jnp.tile(k, (1, 1, 1, channels)), (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+  columns = jnp.einsum("ij,njwc->niwc", _band_matrix(factor, images.shape[1], images.dtype), images,
+                       precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum("ij,nhjc->nhic", _band_matrix(factor, images.shape[2], images.dtype), columns,
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+def _band_matrix(taps, size: int, dtype):
+  """M [size, size] with (M x)[i] = sum_t taps[t] x[i + t - low], x zero outside [0, size): the 1-D
+  correlation with 'SAME' padding (low = (k - 1) // 2 before, the rest after)."""
+  import numpy as np
+  k = len(taps)
+  offset = np.arange(size)[None, :] - np.arange(size)[:, None] + (k - 1) // 2  # t for output i, input j
+  inside = (offset >= 0) & (offset < k)
+  return jnp.asarray(np.where(inside, np.asarray(taps)[np.clip(offset, 0, k - 1)], 0.0), dtype)
 
 
 def color_loss(pred, target, *, kernel, sum_scale: float = 0.5):

@@ -107,6 +107,23 @@ def test_separable_blur_equals_the_2d_depthwise_convolution(form):
   np.testing.assert_allclose(np.asarray(losses.blur(images, lopsided)), np.asarray(direct), atol=1e-6, rtol=1e-5)
 
 
+def test_blur_even_separable_kernel_pads_as_same_and_its_gradient_is_the_convolutions():
+  """'SAME' with an even kernel pads one pixel less before than after; the banded matrix products of
+  `blur` must place the window as the depthwise convolution does, and give its gradient."""
+  import jax
+  taps = np.array([0.1, 0.4, 0.3, 0.2])
+  kernel = np.outer(taps, taps).astype(np.float32)
+  images = jnp.asarray(np.random.default_rng(1).random((2, 7, 9, 3)), jnp.float32)
+  k2d = jnp.tile(jnp.asarray(kernel)[:, :, None, None], (1, 1, 1, 3))
+  direct = lambda x: jax.lax.conv_general_dilated(x, k2d, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                  feature_group_count=3, precision="highest")
+  np.testing.assert_allclose(np.asarray(losses.blur(images, kernel)), np.asarray(direct(images)), atol=1e-6, rtol=1e-5)
+  weights = jnp.asarray(np.random.default_rng(2).random(images.shape), jnp.float32)
+  grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * weights))(images)
+  np.testing.assert_allclose(np.asarray(grad(lambda x: losses.blur(x, kernel))), np.asarray(grad(direct)),
+                             atol=1e-6, rtol=1e-5)
+
+
 def test_total_variation_by_hand():
   x = np.zeros((1, 3, 3, 1), np.float32)
   x[0, 1, 1, 0] = 1.0
