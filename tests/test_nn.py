@@ -86,9 +86,10 @@ def test_select_taps_is_indexing_with_a_zero_tap_and_its_gradient():
 
 
 @pytest.mark.parametrize("batch, size, channels, kernel, padding", [
-    # wide images, small batches: the weight gradient from the padded input
+    # small batches: the weight gradient in bands of 16 output rows from the padded input (one band up to 16)
     (2, (9, 11), 8, 3, "SAME"), (1, (9, 11), 8, 9, "SAME"), (4, (9, 11), 8, 4, "SAME"),  # 4x4 SAME: (1, 2)
-    (3, (9, 11), 8, 3, ((2, 0), (1, 3))), (2, (9, 11), 8, 5, ((-1, 2), (2, 1))),  # negative crops the input
+    (3, (9, 11), 8, 3, ((2, 0), (1, 3))), (2, (40, 11), 8, 5, ((-1, 2), (2, 1))),  # negative crops the input
+    (2, (37, 11), 8, 3, "SAME"), (1, (35, 6), 4, 2, "VALID"), (2, (16, 5), 8, 4, "SAME"),  # 3 bands; 2; 1
     # small images, many channels: the input gradient by a matrix product (and, batch <= 4, both)
     (8, (3, 4), 64, 3, "SAME"), (8, (5, 4), 96, 2, "VALID"), (2, (3, 3), 64, 3, ((2, 0), (-1, 1)))])
 def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kernel, padding):

@@ -197,9 +197,13 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
 
 # Backward passes of stride-1 convolutions (`conv_stride1`) chosen for XLA's CPU backend, measured there on
 # single layers (forward + backward or the one gradient, paired rounds):
-# - Weight gradient from the input padded beforehand, for batches up to this size. 3x3 64 -> 64 at 100^2:
-#   batch 1 1.81x, 2 1.41x, 4 1.08x, 8 0.95x (128^2: batch 2 1.33x; 9x9 at batch 2: 1.44x).
-PADDED_WEIGHT_GRAD_MAX_BATCH = 4
+# - Weight gradient in bands of WEIGHT_GRAD_BAND_ROWS output rows, each from its rows of the input padded
+#   beforehand, for batches up to BANDED_WEIGHT_GRAD_MAX_BATCH. Weight gradient alone, 3x3 C -> C: batch 2
+#   at 100^2 x 64 1.70x (one band of the padded input: 1.17x), 128^2 x 32 2.33x (1.75x), 256^2 x 32 1.50x,
+#   512^2 x 16 1.33x, 50^2 x 128 1.32x, 25^2 x 256 1.29x; batch 1 at 100^2 x 64 2.29x, batch 4 1.26x; but
+#   batch 8: 64^2 x 32 1.02x, 128^2 x 32 0.69x.
+BANDED_WEIGHT_GRAD_MAX_BATCH = 4
+WEIGHT_GRAD_BAND_ROWS = 16
 # - Input gradient as one matrix product with the kernel, then col2im, where the kernel has at least this
 #   many times the elements of the output gradient (k * k * C >= ratio * N * Ho * Wo): XLA's transposes the
 #   kernel every step. Input gradient alone: 3x3 512 -> 512 at 2 x 6^2 3.0x, 2 x 12^2 1.8x, 8 x 6^2 1.7x;
@@ -211,9 +215,10 @@ INPUT_GRAD_DOT_MIN_RATIO = 4
 def conv_stride1(x, kernel, padding, precision=None):
   """Stride-1 NHWC/HWIO convolution with explicit `padding` ((low, high) per spatial axis; negative crops),
   XLA's forward pass, and backward passes that are faster on XLA's CPU backend where they apply:
-  - weight gradient (batches <= PADDED_WEIGHT_GRAD_MAX_BATCH, nonzero padding): the unpadded correlation
-    of the input padded beforehand. XLA's correlates the input, batch as channels, with the output
-    gradient as a kernel as wide as the image, slowly when it has to pad and has few images;
+  - weight gradient (batches <= BANDED_WEIGHT_GRAD_MAX_BATCH): the sum over bands of WEIGHT_GRAD_BAND_ROWS
+    output rows of unpadded correlations of the input padded beforehand, each band with its rows. XLA's
+    correlates the input, batch as channels, with the output gradient as a kernel as large as the image,
+    slowly when it has few images (and more so when it has to pad);
   - input gradient (kernels >= INPUT_GRAD_DOT_MIN_RATIO x the output gradient: deep layers on small
     images): output gradient x kernel^T as one matrix product, [N Ho Wo, F] x [F, k k C], whose k x k
     shifted slices sum to the padded input's gradient (col2im). XLA's convolves with a flipped,
@@ -223,10 +228,10 @@ def conv_stride1(x, kernel, padding, precision=None):
   kh, kw, _, f = kernel.shape
   out_pixels = n * (h + sum(padding[0]) - kh + 1) * (w + sum(padding[1]) - kw + 1)
   cpu = jax.default_backend() == "cpu"
-  padded_weight_grad = cpu and n <= PADDED_WEIGHT_GRAD_MAX_BATCH and any(low or high for low, high in padding)
+  banded_weight_grad = cpu and n <= BANDED_WEIGHT_GRAD_MAX_BATCH
   input_grad_by_dot = cpu and kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
-  if padded_weight_grad or input_grad_by_dot:
-    return _conv_stride1(x, kernel, padding, precision, padded_weight_grad, input_grad_by_dot)
+  if banded_weight_grad or input_grad_by_dot:
+    return _conv_stride1(x, kernel, padding, precision, banded_weight_grad, input_grad_by_dot)
   return _xla_conv(x, kernel, padding, precision)
 
 
@@ -242,11 +247,11 @@ def _xla_conv(x, kernel, padding, precision=None):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv_stride1(x, kernel, padding, precision, padded_weight_grad, input_grad_by_dot):
+def _conv_stride1(x, kernel, padding, precision, banded_weight_grad, input_grad_by_dot):
   return _xla_conv(x, kernel, padding, precision)
 
 
-def _conv_stride1_bwd(padding, precision, padded_weight_grad, input_grad_by_dot, residuals, g):
+def _conv_stride1_bwd(padding, precision, banded_weight_grad, input_grad_by_dot, residuals, g):
   x, kernel = residuals
   kh, kw, c, f = kernel.shape
   if input_grad_by_dot:
@@ -258,9 +263,15 @@ def _conv_stride1_bwd(padding, precision, padded_weight_grad, input_grad_by_dot,
     dx = _pad_hw(padded, [(-low, -high) for low, high in padding]).astype(x.dtype)  # crops the padding
   else:
     dx = jax.vjp(lambda x: _xla_conv(x, kernel, padding, precision), x)[1](g)[0]
-  if padded_weight_grad:
+  if banded_weight_grad:
     padded_x = _pad_hw(x, padding)
-    dkernel = jax.vjp(lambda k: _xla_conv(padded_x, k, ((0, 0), (0, 0)), precision), kernel)[1](g)[0]
+    bands = []
+    for top in range(0, g.shape[1], WEIGHT_GRAD_BAND_ROWS):
+      rows = min(WEIGHT_GRAD_BAND_ROWS, g.shape[1] - top)
+      x_band = jax.lax.slice_in_dim(padded_x, top, top + rows + kh - 1, axis=1)
+      bands.append(jax.vjp(lambda k, x_band=x_band: _xla_conv(x_band, k, ((0, 0), (0, 0)), precision), kernel)[1](
+          jax.lax.slice_in_dim(g, top, top + rows, axis=1))[0])
+    dkernel = functools.reduce(jnp.add, bands)
   else:
     dkernel = jax.vjp(lambda k: _xla_conv(x, k, padding, precision), kernel)[1](g)[0]
   return dx, dkernel
