@@ -90,6 +90,7 @@ def test_select_taps_is_indexing_with_a_zero_tap_and_its_gradient():
     (2, (9, 11), 8, 3, "SAME"), (1, (9, 11), 8, 9, "SAME"), (4, (9, 11), 8, 4, "SAME"),  # 4x4 SAME: (1, 2)
     (3, (9, 11), 8, 3, ((2, 0), (1, 3))), (2, (40, 11), 8, 5, ((-1, 2), (2, 1))),  # negative crops the input
     (2, (37, 11), 8, 3, "SAME"), (1, (35, 6), 4, 2, "VALID"), (2, (16, 5), 8, 4, "SAME"),  # 3 bands; 2; 1
+    (7, (70, 5), 4, 3, "SAME"),  # batch 5-8, >= 64 rows: pairs of images (the last alone), bands of 32 rows
     # small images, many channels: the input gradient by a matrix product (and, batch <= 4, both)
     (8, (3, 4), 64, 3, "SAME"), (8, (5, 4), 96, 2, "VALID"), (2, (3, 3), 64, 3, ((2, 0), (-1, 1)))])
 def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kernel, padding):
@@ -108,10 +109,11 @@ def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kern
 
 
 def test_conv_stride1_chooses_xla_for_large_batches_of_wide_images():
-  x, w = jnp.zeros((8, 9, 11, 8)), jnp.zeros((3, 3, 8, 6))
+  x, w = jnp.zeros((16, 70, 11, 8)), jnp.zeros((3, 3, 8, 6))
   conv = functools.partial(layers.conv_stride1, padding=((1, 1), (1, 1)))
-  assert "custom_vjp_call" not in str(jax.make_jaxpr(conv)(x, w))
-  assert "custom_vjp_call" in str(jax.make_jaxpr(conv)(x[:4], w))
+  custom = lambda x: "custom_vjp_call" in str(jax.make_jaxpr(conv)(x, w))
+  assert not custom(x) and not custom(x[:8, :63])  # more than 8 images; 8 images of fewer than 64 rows
+  assert custom(x[:8, :64]) and custom(x[:4, :9])
 
 
 def test_space_to_depth_conv_in_nn_conv_keeps_names_and_shapes():

@@ -197,13 +197,26 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
 
 # Backward passes of stride-1 convolutions (`conv_stride1`) chosen for XLA's CPU backend, measured there on
 # single layers (forward + backward or the one gradient, paired rounds):
-# - Weight gradient in bands of WEIGHT_GRAD_BAND_ROWS output rows, each from its rows of the input padded
-#   beforehand, for batches up to BANDED_WEIGHT_GRAD_MAX_BATCH. Weight gradient alone, 3x3 C -> C: batch 2
-#   at 100^2 x 64 1.70x (one band of the padded input: 1.17x), 128^2 x 32 2.33x (1.75x), 256^2 x 32 1.50x,
-#   512^2 x 16 1.33x, 50^2 x 128 1.32x, 25^2 x 256 1.29x; batch 1 at 100^2 x 64 2.29x, batch 4 1.26x; but
-#   batch 8: 64^2 x 32 1.02x, 128^2 x 32 0.69x.
-BANDED_WEIGHT_GRAD_MAX_BATCH = 4
-WEIGHT_GRAD_BAND_ROWS = 16
+# - Weight gradient in pieces (`_weight_grad_pieces`): the input padded beforehand, cut into groups of
+#   images and bands of output rows (each with the kh - 1 input rows below it), one unpadded correlation
+#   per piece, summed. Weight gradient alone, 3x3 C -> C:
+#   batch <= 4, all images, bands of 16 rows: batch 2 at 100^2 x 64 1.70x (one band of the padded input:
+#   1.17x), 128^2 x 32 2.33x (1.75x), 256^2 x 32 1.50x, 512^2 x 16 1.33x, 50^2 x 128 1.32x, 25^2 x 256
+#   1.29x; batch 1 at 100^2 x 64 2.29x, batch 4 1.26x. Train step, paired, b2: gladnet code 1.05x, itmn
+#   paper 1.04x, iqe code 1.04x, neid paper 1.03x, tmgan paper 1.00x.
+#   batch 5-8 with >= 64 output rows, pairs of images, bands of 32 rows: batch 8 at 64^2 x 32 1.24x,
+#   96^2 x 32 1.27x, 128^2 x 16 1.49x, 128^2 x 32 1.03x (one band of 8 images: 0.69-0.87x); smaller
+#   images gain nothing (48^2 x 12 1.07x, 32^2 x 64 1.01x; iqe demo train step 0.97x). Train step: gladnet
+#   demo 1.045x, neid demo 1.017x, itmn demo 1.00x.
+def _weight_grad_pieces(batch: int, out_rows: int):
+  """(images per group, output rows per band) of the weight gradient's pieces, or None: XLA's."""
+  if batch <= 4:
+    return batch, 16
+  if batch <= 8 and out_rows >= 64:
+    return 2, 32
+  return None
+
+
 # - Input gradient as one matrix product with the kernel, then col2im, where the kernel has at least this
 #   many times the elements of the output gradient (k * k * C >= ratio * N * Ho * Wo): XLA's transposes the
 #   kernel every step. Input gradient alone: 3x3 512 -> 512 at 2 x 6^2 3.0x, 2 x 12^2 1.8x, 8 x 6^2 1.7x;
@@ -215,10 +228,10 @@ INPUT_GRAD_DOT_MIN_RATIO = 4
 def conv_stride1(x, kernel, padding, precision=None):
   """Stride-1 NHWC/HWIO convolution with explicit `padding` ((low, high) per spatial axis; negative crops),
   XLA's forward pass, and backward passes that are faster on XLA's CPU backend where they apply:
-  - weight gradient (batches <= BANDED_WEIGHT_GRAD_MAX_BATCH): the sum over bands of WEIGHT_GRAD_BAND_ROWS
-    output rows of unpadded correlations of the input padded beforehand, each band with its rows. XLA's
-    correlates the input, batch as channels, with the output gradient as a kernel as large as the image,
-    slowly when it has few images (and more so when it has to pad);
+  - weight gradient (small batches, `_weight_grad_pieces`): the sum over groups of images and bands of
+    output rows of unpadded correlations of the input padded beforehand, each piece with its rows. XLA's
+    correlates the input, batch as channels, with the output gradient as a kernel as large as the image:
+    slowly with few images or tall images (and more so when it has to pad);
   - input gradient (kernels >= INPUT_GRAD_DOT_MIN_RATIO x the output gradient: deep layers on small
     images): output gradient x kernel^T as one matrix product, [N Ho Wo, F] x [F, k k C], whose k x k
     shifted slices sum to the padded input's gradient (col2im). XLA's convolves with a flipped,
@@ -228,10 +241,10 @@ def conv_stride1(x, kernel, padding, precision=None):
   kh, kw, _, f = kernel.shape
   out_pixels = n * (h + sum(padding[0]) - kh + 1) * (w + sum(padding[1]) - kw + 1)
   cpu = jax.default_backend() == "cpu"
-  banded_weight_grad = cpu and n <= BANDED_WEIGHT_GRAD_MAX_BATCH
+  pieces = _weight_grad_pieces(n, h + sum(padding[0]) - kh + 1) if cpu else None
   input_grad_by_dot = cpu and kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
-  if banded_weight_grad or input_grad_by_dot:
-    return _conv_stride1(x, kernel, padding, precision, banded_weight_grad, input_grad_by_dot)
+  if pieces or input_grad_by_dot:
+    return _conv_stride1(x, kernel, padding, precision, pieces, input_grad_by_dot)
   return _xla_conv(x, kernel, padding, precision)
 
 
@@ -247,11 +260,11 @@ def _xla_conv(x, kernel, padding, precision=None):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv_stride1(x, kernel, padding, precision, banded_weight_grad, input_grad_by_dot):
+def _conv_stride1(x, kernel, padding, precision, pieces, input_grad_by_dot):
   return _xla_conv(x, kernel, padding, precision)
 
 
-def _conv_stride1_bwd(padding, precision, banded_weight_grad, input_grad_by_dot, residuals, g):
+def _conv_stride1_bwd(padding, precision, pieces, input_grad_by_dot, residuals, g):
   x, kernel = residuals
   kh, kw, c, f = kernel.shape
   if input_grad_by_dot:
@@ -263,15 +276,16 @@ def _conv_stride1_bwd(padding, precision, banded_weight_grad, input_grad_by_dot,
     dx = _pad_hw(padded, [(-low, -high) for low, high in padding]).astype(x.dtype)  # crops the padding
   else:
     dx = jax.vjp(lambda x: _xla_conv(x, kernel, padding, precision), x)[1](g)[0]
-  if banded_weight_grad:
+  if pieces:
     padded_x = _pad_hw(x, padding)
-    bands = []
-    for top in range(0, g.shape[1], WEIGHT_GRAD_BAND_ROWS):
-      rows = min(WEIGHT_GRAD_BAND_ROWS, g.shape[1] - top)
-      x_band = jax.lax.slice_in_dim(padded_x, top, top + rows + kh - 1, axis=1)
-      bands.append(jax.vjp(lambda k, x_band=x_band: _xla_conv(x_band, k, ((0, 0), (0, 0)), precision), kernel)[1](
-          jax.lax.slice_in_dim(g, top, top + rows, axis=1))[0])
-    dkernel = functools.reduce(jnp.add, bands)
+    group, band = pieces
+    parts = []
+    for first in range(0, g.shape[0], group):
+      for top in range(0, g.shape[1], band):
+        x_piece = padded_x[first:first + group, top:top + band + kh - 1]
+        parts.append(jax.vjp(lambda k, x_piece=x_piece: _xla_conv(x_piece, k, ((0, 0), (0, 0)), precision), kernel)[1](
+            g[first:first + group, top:top + band])[0])
+    dkernel = functools.reduce(jnp.add, parts)
   else:
     dkernel = jax.vjp(lambda k: _xla_conv(x, k, padding, precision), kernel)[1](g)[0]
   return dx, dkernel
