@@ -81,6 +81,18 @@ def test_nearest_resize_is_tf1_legacy():
   np.testing.assert_array_equal(np.asarray(resize_nearest(y, (1, 3)))[0, 0, :, 0], [0, 0, 1])
 
 
+@pytest.mark.parametrize("size, out", [((3, 12), (6, 3)), ((12, 5), (4, 5)), ((6, 7), (4, 21)), ((8, 8), (5, 16))])
+def test_nearest_resize_integer_factors_take_the_gathered_pixels_and_gradients(size, out):
+  """Repeat (up), strided slice (down) and gather (other ratios) pick floor(d * in / out), as indexing."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *size, 3)), jnp.float32)
+  rows, cols = (np.arange(out[0]) * size[0]) // out[0], (np.arange(out[1]) * size[1]) // out[1]
+  reference = lambda x: x[:, rows][:, :, cols]
+  np.testing.assert_array_equal(resize_nearest(x, out), reference(x))
+  weights = jnp.asarray(np.random.default_rng(1).normal(size=(2, *out, 3)), jnp.float32)
+  grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * weights))(x)
+  np.testing.assert_allclose(grad(lambda x: resize_nearest(x, out)), grad(reference), rtol=1e-6, atol=1e-6)
+
+
 def test_any_input_size_in_one_pass_and_relu_output():
   config = load_config("configs/gladnet.py:tiny")
   method = methods.get(config)

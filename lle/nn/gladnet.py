@@ -3,7 +3,9 @@ detail reconstruction at full resolution from [illumination features, input]."""
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lle.nn.layers import initializer, space_to_depth_conv
 
@@ -11,14 +13,23 @@ from lle.nn.layers import initializer, space_to_depth_conv
 def resize_nearest(x, size):
   """Nearest-neighbour resize of [N, H, W, C] to `size` = (h, w), sampling source index
   floor(dst * in / out): TensorFlow 1's `resize_nearest_neighbor` (align_corners=False,
-  half_pixel_centers=False), which the official GLADNet code uses."""
-  h, w = x.shape[1:3]
-  oh, ow = size
-  if (oh, ow) == (h, w):
+  half_pixel_centers=False), which the official GLADNet code uses. Integer factors, as in GLADNet's
+  decoder and its resizes between 96^2 and 384^2 crops, take the same pixels without a gather: a repeat
+  (up) or a strided slice (down), whose gradients are sums and pads instead of a scatter-add."""
+  for axis, out in ((1, size[0]), (2, size[1])):
+    x = _nearest_axis(x, axis, out)
+  return x
+
+
+def _nearest_axis(x, axis: int, out: int):
+  size = x.shape[axis]
+  if out == size:
     return x
-  rows = (jnp.arange(oh) * h) // oh
-  cols = (jnp.arange(ow) * w) // ow
-  return x[:, rows][:, :, cols]
+  if out % size == 0:  # floor(d * size / out) = floor(d / k), k = out / size
+    return jnp.repeat(x, out // size, axis=axis)
+  if size % out == 0:  # floor(d * size / out) = d k, k = size / out
+    return jax.lax.slice_in_dim(x, 0, size, size // out, axis=axis)
+  return jnp.take(x, (np.arange(out) * size) // out, axis=axis)
 
 
 class GLADNet(nn.Module):
