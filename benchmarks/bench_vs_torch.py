@@ -148,10 +148,11 @@ def print_table(rows):
     ratio = f"{statistics.median(paired):.2f}" if paired else "-"
     rate = statistics.median(r["images_per_s"] for r in runs)
     rates = [r["images_per_s"] for r in runs]
-    spread = f" ({min(rates):.1f}-{max(rates):.1f})" if len(runs) > 1 else ""
+    digits = 1 if rate >= 10 else 2  # paper sizes on a CPU run at a few images/s
+    spread = f" ({min(rates):.{digits}f}-{max(rates):.{digits}f})" if len(runs) > 1 else ""
     median = lambda k: statistics.median(r[k] for r in runs)
     r = runs[0]
-    print(f"| {r['method']} | {r['variant']} | {r['system']} | {r['batch']} | {r['input']} | {rate:.1f}{spread} | "
+    print(f"| {r['method']} | {r['variant']} | {r['system']} | {r['batch']} | {r['input']} | {rate:.{digits}f}{spread} | "
           f"{median('step_ms'):.1f} | {median('compile_s'):.1f} | {median('peak_mb'):.0f} ({r['memory']}) | {ratio} |")
 
 
