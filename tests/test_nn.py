@@ -93,8 +93,9 @@ def test_select_taps_is_indexing_with_a_zero_tap_and_its_gradient():
     (7, (70, 5), 4, 3, "SAME"),  # batch 5-8, >= 64 rows: pairs of images (the last alone), bands of 32 rows
     # small images, many channels: the input gradient by a matrix product (and, batch <= 4, both)
     (8, (3, 4), 64, 3, "SAME"), (8, (5, 4), 96, 2, "VALID"), (2, (3, 3), 64, 3, ((2, 0), (-1, 1)))])
-def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kernel, padding):
+def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kernel, padding, monkeypatch):
   """XLA's values, and both gradients equal to XLA's, for each backward form of `conv_stride1`."""
+  monkeypatch.setattr(layers.jax, "device_count", lambda: 1)  # pairs of images: one device only
   rng = np.random.default_rng(kernel)
   x = jnp.asarray(rng.normal(size=(batch, *size, channels)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(kernel, kernel, channels, 6)), jnp.float32)
@@ -108,10 +109,13 @@ def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kern
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4)
 
 
-def test_conv_stride1_chooses_xla_for_large_batches_of_wide_images():
+def test_conv_stride1_chooses_xla_for_large_batches_of_wide_images(monkeypatch):
   x, w = jnp.zeros((16, 70, 11, 8)), jnp.zeros((3, 3, 8, 6))
-  conv = functools.partial(layers.conv_stride1, padding=((1, 1), (1, 1)))
-  custom = lambda x: "custom_vjp_call" in str(jax.make_jaxpr(conv)(x, w))
+  def custom(x):  # a new function each time: traces are cached per function and shapes
+    conv = functools.partial(layers.conv_stride1, padding=((1, 1), (1, 1)))
+    return "custom_vjp_call" in str(jax.make_jaxpr(conv)(x, w))
+  assert jax.device_count() == 8 and not custom(x[:8, :64]) and custom(x[:4, :9])  # 8 devices: no pairs
+  monkeypatch.setattr(layers.jax, "device_count", lambda: 1)
   assert not custom(x) and not custom(x[:8, :63])  # more than 8 images; 8 images of fewer than 64 rows
   assert custom(x[:8, :64]) and custom(x[:4, :9])
 

@@ -52,11 +52,16 @@ def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     for a, b, start in zip(jax.tree.leaves(one[net].opt_state), jax.tree.leaves(eight[net].opt_state),
                            jax.tree.leaves(init[net].opt_state)):
-      assert_close_to_scale(a, b, rel=1e-4)  # RMSProp's squared-gradient averages
+      # RMSProp's squared-gradient averages. The second step's gradients come from parameters that differ
+      # by the first step's rounding, which the discriminator's first BatchNorm amplifies: its bias average
+      # differed by 1.5e-3 of its leaf's scale on an Intel Xeon (2.4e-5 after one step; 1e-5 after two on
+      # an AMD EPYC). A real partitioning error (a device's share of the batch lost or counted twice)
+      # moves these averages by a tenth or more.
+      assert_close_to_scale(a, b, rel=5e-3)
       # The tolerance could see a real difference: two steps moved every float leaf far beyond it.
       if np.issubdtype(np.asarray(a).dtype, np.floating) and np.asarray(a).size:
         with pytest.raises(AssertionError):
-          assert_close_to_scale(a, start, rel=1e-4)
+          assert_close_to_scale(a, start, rel=5e-3)
 
 
 def test_resumed_run_is_bit_identical(tmp_path):

@@ -207,13 +207,13 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
 #   batch 5-8 with >= 64 output rows, pairs of images, bands of 32 rows: batch 8 at 64^2 x 32 1.24x,
 #   96^2 x 32 1.27x, 128^2 x 16 1.49x, 128^2 x 32 1.03x (one band of 8 images: 0.69-0.87x); smaller
 #   images gain nothing (48^2 x 12 1.07x, 32^2 x 64 1.01x; iqe demo train step 0.97x). Train step: gladnet
-#   demo 1.045x, neid demo 1.017x, itmn demo 1.00x.
+#   demo 1.045x, neid demo 1.017x, itmn demo 1.00x. One device only (the batch seen here is the global one).
 def _weight_grad_pieces(batch: int, out_rows: int):
   """(images per group, output rows per band) of the weight gradient's pieces, or None: XLA's."""
   if batch <= 4:
     return batch, 16
-  if batch <= 8 and out_rows >= 64:
-    return 2, 32
+  if batch <= 8 and out_rows >= 64 and jax.device_count() == 1:  # pairs slice the batch axis, which
+    return 2, 32  # is sharded over the devices when there are several
   return None
 
 
