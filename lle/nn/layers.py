@@ -205,7 +205,7 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
 #   1.29x; batch 1 at 100^2 x 64 2.29x, batch 4 1.26x. Train step, paired, b2: gladnet code 1.05x, itmn
 #   paper 1.04x, iqe code 1.04x, neid paper 1.03x, tmgan paper 1.00x.
 #   batch 5-8 with >= 64 output rows, pairs of images, bands of 32 rows: batch 8 at 64^2 x 32 1.24x,
-#   96^2 x 32 1.27x, 128^2 x 16 1.49x, 128^2 x 32 1.03x (one band of 8 images: 0.69-0.87x); smaller
+#   96^2 x 32 1.27x, 128^2 x 16 1.49x, 128^2 x 32 1.03x (all 8 images in bands of 16: 0.69x); smaller
 #   images gain nothing (48^2 x 12 1.07x, 32^2 x 64 1.01x; iqe demo train step 0.97x). Train step: gladnet
 #   demo 1.045x, neid demo 1.017x, itmn demo 1.00x. One device only (the batch seen here is the global one).
 def _weight_grad_pieces(batch: int, out_rows: int):
