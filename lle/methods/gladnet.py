@@ -7,12 +7,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax.training import train_state
 
 from lle import losses, optim, precision
 from lle.methods import Method, Tiling
-from lle.nn.gladnet import GLADNet
+from lle.nn.gladnet import GLADNet, nearest_source
 
 
 def network(config) -> GLADNet:
@@ -59,7 +58,7 @@ def illumination(state, image, *, config):
   (the same pixels `resize_nearest` picks), [1, global_size, global_size, global_features]."""
   size = config.model.global_size
   height, width = image.size
-  rows, cols = (np.arange(size) * height) // size, (np.arange(size) * width) // size
+  rows, cols = nearest_source(size, height), nearest_source(size, width)
   return _illumination(state, jnp.asarray(image.sample(rows, cols)))
 
 

@@ -21,6 +21,11 @@ def resize_nearest(x, size):
   return x
 
 
+def nearest_source(out: int, size: int):
+  """The source index floor(d * size / out) that `resize_nearest` reads for each of `out` outputs."""
+  return (np.arange(out) * size) // out
+
+
 def _nearest_axis(x, axis: int, out: int):
   size = x.shape[axis]
   if out == size:
@@ -29,7 +34,7 @@ def _nearest_axis(x, axis: int, out: int):
     return jnp.repeat(x, out // size, axis=axis)
   if size % out == 0:  # floor(d * size / out) = d k, k = size / out
     return jax.lax.slice_in_dim(x, 0, size, size // out, axis=axis)
-  return jnp.take(x, (np.arange(out) * size) // out, axis=axis)
+  return jnp.take(x, nearest_source(out, size), axis=axis)
 
 
 class GLADNet(nn.Module):

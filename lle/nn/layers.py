@@ -239,9 +239,10 @@ def conv_stride1(x, kernel, padding, precision=None):
   The same values and gradients either way (tests); elsewhere it is `lax.conv_general_dilated`."""
   n, h, w, c = x.shape
   kh, kw, _, f = kernel.shape
-  out_pixels = n * (h + sum(padding[0]) - kh + 1) * (w + sum(padding[1]) - kw + 1)
+  out_rows, out_cols = h + sum(padding[0]) - kh + 1, w + sum(padding[1]) - kw + 1
+  out_pixels = n * out_rows * out_cols
   cpu = jax.default_backend() == "cpu"
-  pieces = _weight_grad_pieces(n, h + sum(padding[0]) - kh + 1) if cpu else None
+  pieces = _weight_grad_pieces(n, out_rows) if cpu else None
   input_grad_by_dot = cpu and kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
   if pieces or input_grad_by_dot:
     return _conv_stride1(x, kernel, padding, precision, pieces, input_grad_by_dot)
