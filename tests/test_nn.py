@@ -9,7 +9,8 @@ import pytest
 
 from lle.nn import layers
 from lle.nn.discriminator import ConvFCDiscriminator
-from lle.nn.layers import BatchNorm, ConvTranspose2x, conv_transpose_2x, max_pool, space_to_depth_conv
+from lle.nn.layers import (PHASE_MAX_THIN_CHANNELS, BatchNorm, ConvTranspose2x, conv_transpose_2x, max_pool,
+                            space_to_depth_conv)
 from lle.nn.unet import UNet
 
 
@@ -67,6 +68,11 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
   xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=dims)
   ours = lambda x, w: space_to_depth_conv(x, w, (stride, stride), padding, dimension_numbers=dims)
   np.testing.assert_allclose(ours(x, w), xla(x, w), atol=5e-5)  # outputs up to ~25: float32 sums
+  # Strided layers with more than PHASE_MAX_THIN_CHANNELS inputs keep XLA's strided forward pass (their
+  # gradients still come from the phase form); thin ones run the phase form's stride-1 convolutions only.
+  if stride > 1:
+    strided_forward = f"window_strides=({stride}, {stride})" in str(jax.make_jaxpr(ours)(x, w))
+    assert strided_forward == (channels[0] > PHASE_MAX_THIN_CHANNELS)
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
   for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

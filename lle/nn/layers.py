@@ -131,40 +131,69 @@ PHASE_MAX_THIN_CHANNELS = 4
 
 def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                         dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-  """`lax.conv_general_dilated` whose 2-D NHWC convolutions run on the space-to-depth input where that
-  is faster on XLA's CPU backend: stride-s convolutions (s > 1, the same on both axes), and stride-1
-  convolutions with a thin side (<= PHASE_MAX_THIN_CHANNELS input or output channels: images in or out).
+  """`lax.conv_general_dilated` whose 2-D NHWC convolutions run where it is faster on XLA's CPU backend
+  as convolutions on the space-to-depth input (the phase form, `_phase_conv`): stride-s convolutions
+  (s > 1, the same on both axes) and stride-1 convolutions with a thin side (<= PHASE_MAX_THIN_CHANNELS
+  input or output channels: images in or out). A stride-s convolution with more input channels than that
+  keeps XLA's strided forward pass and takes its gradients from the phase form (`_strided_conv`). Other
+  stride-1 convolutions go to `conv_stride1`; anything else (dilation, groups, other layouts) to
+  `lax.conv_general_dilated` unchanged, so it is a drop-in `nn.Conv(conv_general_dilated=...)`.
+  """
+  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  stride = window_strides[0]
+  plain_2d = (lhs.ndim == 4 and tuple(window_strides) == (stride, stride) and feature_group_count == 1
+              and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+              and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == nhwc)
+  if not plain_2d:
+    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                        dimension_numbers, feature_group_count, precision=precision, **kwargs)
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (stride, stride), padding)
+  padding = tuple(map(tuple, padding))
+  thin = min(rhs.shape[2], rhs.shape[3]) <= PHASE_MAX_THIN_CHANNELS
+  if stride == 1 and not (thin and max(rhs.shape[:2]) > 1):
+    if kwargs:
+      return jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                          precision=precision, **kwargs)
+    return conv_stride1(lhs, rhs, padding, precision)
+  if stride > 1 and rhs.shape[2] > PHASE_MAX_THIN_CHANNELS and not kwargs:
+    return _strided_conv(lhs, rhs, stride, padding, precision)
+  return _phase_conv(lhs, rhs, stride, padding, precision, **kwargs)
 
-  Phase form, with s x s input phases (s = the stride, or 2 for stride 1): input row s a + j is row a of
+
+# Stride-s convolutions with more than PHASE_MAX_THIN_CHANNELS input channels: XLA's strided forward pass
+# is faster than the phase form's (which pads and rearranges the input first), its gradients are not.
+# Forward alone, 2-core CPU, XLA's / the phase form's time: 4x4/2 16 -> 32 at 8 x 64^2 0.57, 64 -> 128 at
+# 2 x 256^2 0.61, 5x5/2 48 -> 128 at 2 x 25^2 0.62, 3x3/2 16 -> 32 at 2 x 256^2 0.44; but 1.4 at 3 -> 16
+# (8 x 128^2), 1.3 at 3 -> 16 (2 x 512^2), 1.5 at iqe's 11x11/4 1 -> 12. Train step, paired: itmn demo
+# 1.04x, paper 1.03x, tmgan demo 1.04x; tmgan paper, iqe demo and code, gladnet demo 1.00x (within noise).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _strided_conv(lhs, rhs, stride, padding, precision):
+  return jax.lax.conv_general_dilated(lhs, rhs, (stride, stride), padding, precision=precision,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _strided_conv_bwd(stride, padding, precision, residuals, g):
+  return jax.vjp(lambda x, k: _phase_conv(x, k, stride, padding, precision), *residuals)[1](g)
+
+
+_strided_conv.defvjp(
+    lambda lhs, rhs, *static: (_strided_conv(lhs, rhs, *static), (lhs, rhs)), _strided_conv_bwd)
+
+
+def _phase_conv(lhs, rhs, stride, padding, precision, **kwargs):
+  """The NHWC/HWIO convolution with `stride` and explicit `padding` computed on the space-to-depth input.
+
+  With s x s input phases (s = the stride, or 2 for stride 1): input row s a + j is row a of
   input phase j. Stride s: output o reads padded rows s o + t, t < K, = row o + a of phase j for
   t = s a + j, so the [K, K, C, F] kernel is a stride-1 [A, A, s^2 C, F] kernel over the phases stacked on
   channels, A = ceil(K / s). Stride 1: output row s m + q reads rows s m + q + t, = row m + a of phase j
   for q + t = s a + j, so output phase q is a stride-1 convolution of the input phases too and all s^2
   output phases come from one [A, A, s^2 C, s^2 F] kernel, A = ceil((K + s - 1) / s), then depth-to-space.
   Taps a phase does not use are zero. The same function (and gradients); XLA's CPU convolutions are faster
-  on it (wider channels, no strided access) although it multiplies by the zero taps too. Anything else
-  (dilation, groups, other layouts, wide stride-1 convolutions) goes to `lax.conv_general_dilated`
-  unchanged, so it is a drop-in `nn.Conv(conv_general_dilated=...)`.
+  on it (wider channels, no strided access) although it multiplies by the zero taps too.
   """
-  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
-  stride = window_strides[0]
-  phase_form = (lhs.ndim == 4 and tuple(window_strides) == (stride, stride) and feature_group_count == 1
-                and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
-                and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == nhwc)
-  if phase_form and stride == 1:
-    phase_form = min(rhs.shape[2], rhs.shape[3]) <= PHASE_MAX_THIN_CHANNELS and max(rhs.shape[:2]) > 1
-  if not phase_form:
-    if (lhs.ndim == 4 and tuple(window_strides) == (1, 1) and feature_group_count == 1 and not kwargs
-        and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
-        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == nhwc):
-      if isinstance(padding, str):
-        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
-      return conv_stride1(lhs, rhs, tuple(map(tuple, padding)), precision)
-    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                        dimension_numbers, feature_group_count, precision=precision, **kwargs)
   kernel_size = rhs.shape[:2]
-  if isinstance(padding, str):
-    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], kernel_size, (stride, stride), padding)
   s = max(stride, 2)  # phases per axis
   q = s if stride == 1 else 1  # output phases per axis
   n, _, _, c = lhs.shape
