@@ -68,6 +68,7 @@ def run_layer(name):
   import torch
 
   from lle.nn.layers import space_to_depth_conv
+  from torch_ports import common
 
   where, batch, size, k, stride, cin, cout = LAYERS[name]
   # 'SAME'-sized outputs, as the networks pad: (k - 1) // 2 for the 4x4 stride-2 layers, k // 2 otherwise.
@@ -87,8 +88,8 @@ def run_layer(name):
   device = "cuda" if torch.cuda.is_available() and jax.default_backend() == "gpu" else "cpu"
   torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-  to_torch = lambda a, perm: torch.from_numpy(np.ascontiguousarray(a.transpose(perm))).to(device)  # noqa: E731
-  xt, wt, gyt = to_torch(x, (0, 3, 1, 2)), to_torch(w, (3, 2, 0, 1)), to_torch(gy, (0, 3, 1, 2))
+  xt, gyt = common.to_nchw(x).to(device), common.to_nchw(gy).to(device)
+  wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).to(device)  # HWIO -> OIHW
   if pads[0][0] != pads[0][1]:
     raise ValueError(f"{name}: torch's conv2d pads symmetrically; {pads} is not")
 
@@ -104,21 +105,16 @@ def run_layer(name):
   jax_args = ((xj, wj), (xj, wj, gyj), (xj, wj, gyj))
   calls = {s: [lambda f=f, a=a: jax.block_until_ready(f(*a)) for f, a in zip(fns, jax_args)]
            for s, fns in systems.items()}
+  # The same arithmetic: every part of lle's and XLA's against each torch layout's, in lle's layouts.
   for label, fmt in (("torch eager", torch.contiguous_format), ("channels_last", torch.channels_last)):
     fns = torch_parts(fmt)
     calls[label] = [lambda f=f: (f(), sync()) for f in fns]
-
-  # The same arithmetic: every part of every system against torch eager's, in lle's layouts.
-  layouts = ((0, 2, 3, 1), (0, 2, 3, 1), (2, 3, 1, 0))  # NCHW -> NHWC twice, OIHW -> HWIO
-  with torch.no_grad():
-    outputs = {label: [p().contiguous().cpu().numpy().transpose(perm) for p, perm in zip(torch_parts(fmt), layouts)]
-               for label, fmt in (("torch eager", torch.contiguous_format), ("channels_last", torch.channels_last))}
-  outputs.update({s: [np.asarray(f(*a)) for f, a in zip(fns, jax_args)] for s, fns in systems.items()})
-  for s, parts in outputs.items():
-    for part, got, want in zip(PARTS, parts, outputs["torch eager"]):
-      error = np.abs(got - want).max() / np.abs(want).max()
-      if error > 1e-4:
-        raise AssertionError(f"{name} {s} {part}: differs from torch eager by {error:.1e} of its largest value")
+    with torch.no_grad():
+      fwd, dx, dw = (f() for f in fns)
+    wants = (common.to_nhwc(fwd), common.to_nhwc(dx), dw.permute(2, 3, 1, 0).cpu().numpy())  # OIHW -> HWIO
+    for s, jax_fns in systems.items():
+      for part, f, a, want in zip(PARTS, jax_fns, jax_args, wants):
+        common.assert_close(f"{name} {part}, {s} vs {label}", want, f(*a), rtol=0, atol=1e-4 * np.abs(want).max())
 
   times = {s: [[] for _ in PARTS] for s in calls}
   with torch.no_grad():
