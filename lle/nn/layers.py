@@ -169,8 +169,7 @@ def space_to_depth_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rh
 # 1.04x, paper 1.03x, tmgan demo 1.04x; tmgan paper, iqe demo and code, gladnet demo 1.00x (within noise).
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _strided_conv(lhs, rhs, stride, padding, precision):
-  return jax.lax.conv_general_dilated(lhs, rhs, (stride, stride), padding, precision=precision,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return _xla_conv(lhs, rhs, padding, precision, stride)
 
 
 def _strided_conv_bwd(stride, padding, precision, residuals, g):
@@ -284,8 +283,8 @@ def _pad_hw(x, padding, value=0.0):
   return jax.lax.pad(x, jnp.array(value, x.dtype), [(0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)])
 
 
-def _xla_conv(x, kernel, padding, precision=None):
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, precision=precision,
+def _xla_conv(x, kernel, padding, precision=None, stride=1):
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding, precision=precision,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
