@@ -51,8 +51,8 @@ def _aggd_tables():
 
 def _aggd(v: chex.Array):
   """estimateaggdparam on the last axis: ``(alpha, beta_l, beta_r)`` of an asymmetric generalised
-  Gaussian, by moment matching on the 0.2:0.001:10 grid. A side without samples gives NaN, as
-  MATLAB's ``mean([])``."""
+  Gaussian, by moment matching on the 0.2:0.001:10 grid. A side without samples gives a NaN beta, as
+  MATLAB's ``mean([])``, and the shape 0.2 (see below)."""
   r_tab, beta_tab, mean_tab = (jnp.asarray(t, v.dtype) for t in _aggd_tables())
   sq = v * v
   neg, pos = v < 0, v > 0
@@ -66,6 +66,11 @@ def _aggd(v: chex.Array):
   hi = jnp.clip(jnp.searchsorted(r_tab, rnorm), 1, r_tab.shape[0] - 1)
   lo = hi - 1
   idx = jnp.where((r_tab[lo] - rnorm) ** 2 <= (r_tab[hi] - rnorm) ** 2, lo, hi)
+  # A side without samples (a flat or clipped block: every coefficient, or every neighbour product, of
+  # one sign or zero) makes rnorm NaN; every (r - rnorm)^2 is then NaN (or Inf for an infinite rnorm)
+  # and MATLAB's min returns the first element: the shape is the grid's first point, 0.2, a finite
+  # value that nanmean averages in, and the side's beta stays NaN.
+  idx = jnp.where(jnp.isfinite(rnorm), idx, 0)
   alpha = jnp.asarray(_GAMMA_GRID, v.dtype)[idx]
   return alpha, left * beta_tab[idx], right * beta_tab[idx], mean_tab[idx]
 
@@ -207,7 +212,8 @@ def niqe(
   images), ``I - mu`` is the rounding error of the Gaussian filter, and its sign decides on which side
   of the asymmetric fits the pixel is counted. The filter therefore runs in the reference's order
   (:func:`_correlate_replicate`): in float64 (:func:`niqe_float64`, what the scorer and the evaluation
-  use) this matches the LIVE release run by GNU Octave to 1e-12 on sharp and blurred photos; float32
+  use) this matches the LIVE release run by GNU Octave to 1e-12 on sharp and blurred photos and on
+  tone-mapped photos with flat blocks and clipped highlights; float32
   rounds differently and can be off by 1e-2 on blurred images (about 1e-3 on sharp ones). MATLAB's own
   filter order is not published: its scores of images with flat areas differ from Octave's by a few 1e-4
   (I06 of the published values: 2.4e-4).
