@@ -97,10 +97,14 @@ def get_config(arg=None):
   o.boundaries, o.boundary_factors = (), ()  # for schedule = piecewise
 
   e = c.eval
-  # sec. 4 / Table 1. HDR-VDP-2 (release 2.2.0, rgb in cd/m^2, 24-inch 1920x1200 display at 0.5 m) is
-  # reported as its 0-100 mean-opinion score `hdrvdp2_qmos`, the scale of the paper's Table 1 ("can be
-  # expressed as a mean-opinion-score"), beside Q, P_det and C_max.
+  # sec. 4 / Table 1. HDR-VDP-2 (rgb in cd/m^2, 24-inch 1920x1200 display at 0.5 m) beside P_det and C_max;
+  # the tables compare its quality score Q (`hdrvdp2_q`). The paper's values (56-74, higher is better,
+  # "can be expressed as a mean-opinion-score") are on a 0-100 scale, which is both 2.2.1/2.2.2's Q and
+  # 2.2.0's Q_MOS; it names no release, display or viewing distance (sweeps/paper_values.json).
   e.metrics = ("hdrvdp2", "psnr", "ssim", "mpsnr")
+  # Not in the paper: the last release, 2.2.2, whose predictions are 2.2.1's (ChangeLog); a paper of 2018
+  # ran 2.2.1 or 2.2.0 ("2.2.0" scores 2.2.0's Q and Q_MOS; see lle.config_lib.base).
+  e.hdrvdp_release = "2.2.2"
   e.mpsnr_reference_nits = 100.0  # mPSNR exposure 0 maps this luminance to 1 (SDR reference white)
   e.inverse_reinhard_nits_per_unit = 200.0  # baseline: inverse-Reinhard L = 1 in cd/m^2 (demo's white)
   # Identity baseline: the LDR input shown as it is, sRGB white at this luminance (100 cd/m^2: the SDR

@@ -55,6 +55,13 @@ def base(method: str) -> ml_collections.ConfigDict:
   # ssim: "gaussian" (Wang et al. 2004 ssim_index.m: 11x11 Gaussian, sigma 1.5, valid windows) or
   # "matlab" (Wang's 2009 ssim.m: box-filtered and subsampled by round(min(H, W) / 256) first).
   c.eval.ssim_window = "gaussian"
+  # hdrvdp2: the HDR-VDP-2 release whose quality score is reported (hdrvdp2_q). "2.2.2" (29 March 2020, the
+  # last 2.x; its ChangeLog: "the predictions of this version should be the same as 2.2.1", whose entry
+  # reads "Q is now scaled differently: 100 for the best quality and gets lower. Q_MOS has been removed
+  # as unreliable. Use 'Q' instead."): Q on 0-100, higher is better. "2.2.0" (19 October 2014): its log Q
+  # (lower is better) and its 0-100 Q_MOS (hdrvdp2_qmos), for comparison with numbers made with it.
+  # P_det and C_max are the same in both.
+  c.eval.hdrvdp_release = "2.2.2"
   # Sets without references scored at each evaluation (results.json "no_reference"): TFDS names such as
   # "lowlight_nr/lime" (python -m lle.data.build lowlight_nr/lime --manual_dir=DIR) or "folder:PATH";
   # scored with these metrics (no target needed).

@@ -5,7 +5,7 @@
    "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
    "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
-   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window"},
+   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window", "hdrvdp_release"},
    "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
   (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
@@ -24,7 +24,7 @@ from lle.metrics import fidelity
 
 # Allowed values of each scoring convention, the default first (see lle.config_lib.base).
 CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
-               "ssim_window": ("gaussian", "matlab")}
+               "ssim_window": ("gaussian", "matlab"), "hdrvdp_release": ("2.2.2", "2.2.0")}
 
 
 def _decode_linear(x, data_config, reference_nits, *, absolute=False):
@@ -78,9 +78,9 @@ def metric_fns(config) -> dict:
   """name -> jitted fn(pred, target) -> {column: [N]} for every name in config.eval.metrics.
 
   Any metric of `lle.metrics.METRICS` can be named; psnr, ssim, mse and ms_ssim follow the colour space
-  and SSIM window of `conventions(config)`. Images are in model space ([0, 1]); metrics on linear HDR see
-  decoded values, relative to `config.eval.mpsnr_reference_nits` (mPSNR's exposure 0), except PU21
-  metrics, which need absolute cd/m^2.
+  and SSIM window of `conventions(config)`, hdrvdp2 its HDR-VDP release. Images are in model space
+  ([0, 1]); metrics on linear HDR see decoded values, relative to `config.eval.mpsnr_reference_nits`
+  (mPSNR's exposure 0), except PU21 metrics, which need absolute cd/m^2.
   """
   unknown = [m for m in config.eval.metrics if m not in metrics.METRICS]
   if unknown:
@@ -91,6 +91,8 @@ def metric_fns(config) -> dict:
     metric = metrics.METRICS[name]
     if name in ("psnr", "ssim", "mse", "ms_ssim"):
       metric = _fidelity_with_conventions(name, conv)
+    elif name == "hdrvdp2":
+      metric = metrics.hdrvdp2_metric(conv["hdrvdp_release"])
     decode = functools.partial(_decode_linear, data_config=config.data,
                                reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_") or name == "hdrvdp2")
 

@@ -85,7 +85,31 @@ def test_colour_space_and_ssim_window_follow_the_config(tmp_path):
                              dataset={}, num_devices=1)
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["conventions"] == results["conventions"] == {
-      "quantize_8bit": False, "quantize_rounding": "round", "color": "y", "ssim_window": "matlab"}
+      "quantize_8bit": False, "quantize_rounding": "round", "color": "y", "ssim_window": "matlab",
+      "hdrvdp_release": "2.2.2"}
+
+
+def test_hdrvdp_columns_follow_the_configured_release():
+  rng = np.random.default_rng(0)
+  target = rng.uniform(0.3, 0.6, (24, 24, 3)).astype(np.float32)  # PQ codes: about 50..900 cd/m^2
+  output = (target * rng.uniform(0.97, 1.03, target.shape)).astype(np.float32)[None]
+  config = load_config("configs/itmn.py:tiny")
+  assert config.eval.hdrvdp_release == "2.2.2"
+  with config.unlocked():
+    config.eval.metrics = ("hdrvdp2",)
+  new = evaluate.metric_fns(config)["hdrvdp2"](output, target[None])
+  with config.unlocked():
+    config.eval.hdrvdp_release = "2.2.0"
+  old = evaluate.metric_fns(config)["hdrvdp2"](output, target[None])
+  assert sorted(new) == ["hdrvdp2_cmax", "hdrvdp2_pdet", "hdrvdp2_q"]  # (jit returns a dict's keys sorted)
+  assert sorted(old) == ["hdrvdp2_cmax", "hdrvdp2_pdet", "hdrvdp2_q", "hdrvdp2_qmos"]
+  np.testing.assert_allclose(new["hdrvdp2_pdet"], old["hdrvdp2_pdet"], rtol=1e-6)  # the same in both releases
+  assert 0 < float(new["hdrvdp2_q"][0]) < 100 and float(old["hdrvdp2_q"][0]) < 0  # 0-100 vs a log score
+  np.testing.assert_allclose(old["hdrvdp2_qmos"], 100 / (1 + np.exp(3.455 * (old["hdrvdp2_q"] + 0.8886))), rtol=1e-5)
+  with config.unlocked():
+    config.eval.hdrvdp_release = "2.2.1"
+  with pytest.raises(ValueError, match=r"config.eval.hdrvdp_release='2.2.1'; expected one of \('2.2.2', '2.2.0'\)"):
+    evaluate.metric_fns(config)
 
 
 def test_each_method_scores_as_its_paper_and_bad_values_are_refused():

@@ -1,7 +1,10 @@
-"""HDR-VDP-2 (Mantiuk et al., SIGGRAPH 2011), release 2.2.0 of the authors' MATLAB code, in JAX.
+"""HDR-VDP-2 (Mantiuk et al., SIGGRAPH 2011), releases 2.2.2 (the default) and 2.2.0 of the authors'
+MATLAB code, in JAX.
 
 The visible-difference and quality predictor the iTMN paper ranks methods by. Both images are in
-absolute units (cd/m^2); the pipeline follows `hdrvdp.m` / `hdrvdp_visual_pathway.m` of HDR-VDP 2.2.0:
+absolute units (cd/m^2); the pipeline follows `hdrvdp.m` / `hdrvdp_visual_pathway.m`, the same in both
+releases except for the quality pooling of step 7 (the two codes, run under GNU Octave, give the same
+P_det and C_max to every printed digit):
 
 1. optical transfer function of the eye (`hdrvdp_mtf`), applied in the frequency domain on a 2x padded
    canvas whose border is the surround luminance (`surround_l`, default 1e-5 cd/m^2);
@@ -17,7 +20,16 @@ absolute units (cd/m^2); the pipeline follows `hdrvdp.m` / `hdrvdp_visual_pathwa
 6. contrast masking: self, cross-orientation and cross-band masking (`mask_*`);
 7. probability of detection (psychometric function over the reconstructed difference map, spatial
    pooling) -> P_map, P_det (its peak), C_map, C_max; and the quality correlate Q (log of the band
-   differences' root sum of squares, weighted per band).
+   differences' root sum of squares, weighted per band), pooled as the release does (`RELEASES`):
+   - 2.2.2 (29 March 2020, the last 2.x release; its ChangeLog: "the predictions of this version should
+     be the same as 2.2.1"): Q = 100 - sum over bands and orientations of w_f (log(d + 1e-12) -
+     log(1e-12)), 100 for identical images and lower for larger differences (negative for very large
+     ones), with weights calibrated on LDR and HDR quality data over 10 band frequencies (2.2.1's
+     ChangeLog: "Fixed issue when 'Q' varied with image size. Q is now scaled differently: 100 for the
+     best quality and gets lower. Q_MOS has been removed as unreliable. Use 'Q' instead.");
+   - 2.2.0 (19 October 2014): Q = the mean over bands and orientations of w_f log(d + 1e-12) (lower is
+     better), and Q_MOS = 100 / (1 + exp(3.455 (Q + 0.8886))), its logistic mapping to a 0-100 mean
+     opinion score, which later releases dropped.
 
 Everything is a pure jnp function of static-shape arrays: jit- and vmap-able. It is differentiable except
 at the non-smooth points of the original: the clamps (zero gradient outside their range), the `max` of
@@ -25,7 +37,8 @@ P_det / C_max (a gradient at the peak pixel only), `abs` / `sign` at exactly 0, 
 differ mask (a step). The base-band CSF is 0 at DC by a 0 / 0 limit: it is set there, so gradients stay
 finite.
 
-Reported as the registry metric `hdrvdp2` (columns hdrvdp2_q, hdrvdp2_qmos, hdrvdp2_pdet, hdrvdp2_cmax).
+Reported as the registry metric `hdrvdp2`: columns hdrvdp2_q (the release's Q), hdrvdp2_pdet, hdrvdp2_cmax,
+and hdrvdp2_qmos for release 2.2.0; the evaluation's release is `config.eval.hdrvdp_release`.
 
 Colour encodings: 'luminance' ([H, W] or [H, W, 1] cd/m^2, D65 spectrum) and 'rgb-bt.709' (linear RGB in
 cd/m^2 shown on the default 'ccfl-lcd' display; 'rgb-native' is the same thing under the name later
@@ -40,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# --- Parameters of HDR-VDP 2.2.0 (`hdrvdp_parse_options.m`, calibrated 30 Aug 2011). ----------------
+# --- Parameters of HDR-VDP 2.2.0 and 2.2.2 (`hdrvdp_parse_options.m`, calibrated 30 Aug 2011). ------
 _DALY_PEAK_CONTRAST_SENS = 0.006894596
 SENSITIVITY_CORRECTION = _DALY_PEAK_CONTRAST_SENS / 10 ** -2.4
 MASK_P = 0.544068
@@ -64,10 +77,27 @@ _MTF_PAR = (0.061466549455263, 0.99727370023777070)
 MTF_A = (_MTF_PAR[1] * 0.426, _MTF_PAR[1] * 0.574, (1 - _MTF_PAR[1]) * _MTF_PAR[0],
          (1 - _MTF_PAR[1]) * (1 - _MTF_PAR[0]))
 MTF_B = (0.028, 0.37, 37.0, 360.0)
-QUALITY_BAND_FREQ = np.array([15, 7.5, 3.75, 1.875, 0.9375, 0.4688, 0.2344])
-QUALITY_BAND_W = np.array([0.2832, 0.2142, 0.2690, 0.0398, 0.0003, 0.0003, 0.0002])
-QUALITY_LOGISTIC_Q1, QUALITY_LOGISTIC_Q2 = 3.455, 0.8886  # Q -> Q_MOS
 SURROUND_L = 1e-5
+
+# Quality pooling per release: per-band weights w_f at band frequencies (cycles/deg, decreasing; a band's
+# weight is interpolated linearly at its frequency, clamped to the table's range) and how the per-band
+# terms add up (see the module docstring).
+RELEASES = {
+    "2.2.2": {"band_freq": np.array([60, 30, 15, 7.5, 3.75, 1.875, 0.9375, 0.4688, 0.2344, 0.1172]),
+              "band_w": np.array([0, 0.2832, 0.2832, 0.2142, 0.2690, 0.0398, 0.0003, 0.0003, 0, 0])},
+    "2.2.0": {"band_freq": np.array([15, 7.5, 3.75, 1.875, 0.9375, 0.4688, 0.2344]),
+              "band_w": np.array([0.2832, 0.2142, 0.2690, 0.0398, 0.0003, 0.0003, 0.0002])},
+}
+DEFAULT_RELEASE = "2.2.2"
+QUALITY_EPSILON = 1e-12  # keeps log(d) finite where test and reference agree
+QUALITY_LOGISTIC_Q1, QUALITY_LOGISTIC_Q2 = 3.455, 0.8886  # 2.2.0's Q -> Q_MOS
+
+
+def quality_band_weight(band_freq: float, release: str = DEFAULT_RELEASE) -> float:
+  """w_f of a band at `band_freq` cycles/deg: `interp1(quality_band_freq, quality_band_w, clamp(...))`."""
+  table = RELEASES[release]
+  freq, w = table["band_freq"], table["band_w"]
+  return float(np.interp(np.clip(band_freq, freq[-1], freq[0]), freq[::-1], w[::-1]))
 
 # Emission spectra x (L, M, S, rod) sensitivities, integrated over 360-780 nm: rows are the image
 # channels. Computed by HDR-VDP 2.2.0 (`load_spectral_resp` of its emission_spectra_*.csv, d65.csv,
@@ -288,15 +318,18 @@ def visual_pathway(image, emission_to_lmsr, ppd: float, bb_padvalue=None):
 
 
 def hdrvdp(test, reference, *, color_encoding: str = "rgb-bt.709", pixels_per_degree: float | None = None,
-           rgb_display: str = "ccfl-lcd") -> dict:
-  """HDR-VDP 2.2.0 of one image pair in cd/m^2 ([H, W], [H, W, 1] or [H, W, 3]).
+           rgb_display: str = "ccfl-lcd", release: str = DEFAULT_RELEASE) -> dict:
+  """HDR-VDP-2 of one image pair in cd/m^2 ([H, W], [H, W, 1] or [H, W, 3]), as release `release` computes it.
 
-  Returns {'Q', 'Q_MOS', 'P_det', 'C_max', 'P_map', 'C_map'}: Q the quality correlate (a weighted log of
-  the per-band visible differences: lower is better), Q_MOS its logistic mapping to a 0-100 mean opinion
-  score (100 = no visible degradation; the scale the iTMN paper reports, marked deprecated by 2.2.0),
-  P_det the probability that a difference is detected, C_max the peak threshold-normalised contrast
-  (1 = detection threshold).
+  Returns {'Q', 'P_det', 'C_max', 'P_map', 'C_map'}, plus 'Q_MOS' for release 2.2.0. Q is the quality
+  correlate: for 2.2.2 (and 2.2.1) 100 for identical images and lower for worse ones; for 2.2.0 a weighted
+  mean log of the per-band visible differences, lower is better, and Q_MOS its logistic mapping to a
+  0-100 mean opinion score (removed by 2.2.1 as unreliable). P_det is the probability that a difference
+  is detected, C_max the peak threshold-normalised contrast (1 = detection threshold); both releases
+  compute these two the same way.
   """
+  if release not in RELEASES:
+    raise ValueError(f"hdrvdp release {release!r} is not supported; expected one of {tuple(RELEASES)}")
   if color_encoding not in ENCODINGS:
     raise ValueError(f"hdrvdp color_encoding {color_encoding!r} is not supported; expected one of {ENCODINGS}")
   if test.shape != reference.shape:
@@ -336,7 +369,7 @@ def hdrvdp(test, reference, *, color_encoding: str = "rgb-bt.709", pixels_per_de
     o = min(o, len(bands_t[b]) - 1)
     return _box3(jnp.minimum(jnp.abs(bands_t[b][o]), jnp.abs(bands_r[b][o])))
 
-  quality = 0.0
+  quality = 0.0  # the weighted log terms, accumulated (2.2.0: averaged over bands x orientations)
   d_bands = []
   for b in range(band_count):
     shape = bands_t[b][0].shape
@@ -345,8 +378,7 @@ def hdrvdp(test, reference, *, color_encoding: str = "rgb-bt.709", pixels_per_de
     csf_b = _interp(log_la_b, csf_log_la, ncsf(band_freq[b], 10 ** csf_log_la))
     band_norm = 2.0 ** b
     n_ncsf = 1.0 if b == band_count - 1 else 1 / csf_b
-    w_f = np.interp(np.clip(band_freq[b], QUALITY_BAND_FREQ[-1], QUALITY_BAND_FREQ[0]),
-                    QUALITY_BAND_FREQ[::-1], QUALITY_BAND_W[::-1])
+    w_f = quality_band_weight(band_freq[b], release)
     diff_mask_b = _imresize(diff_mask, shape)
     level = []
     for o in range(len(bands_t[b])):
@@ -366,22 +398,32 @@ def hdrvdp(test, reference, *, color_encoding: str = "rgb-bt.709", pixels_per_de
       level.append(_sign_pow(d / band_norm, pf) * band_norm)
       d_p = d * diff_mask_b
       msre = jnp.sqrt(jnp.sum(d_p ** 2)) / d_p.size
-      quality = quality + jnp.log(msre + 1e-12) * w_f / total_orientations
+      if release == "2.2.0":
+        quality = quality + jnp.log(msre + QUALITY_EPSILON) * w_f / total_orientations
+      else:
+        quality = quality + (jnp.log(msre + QUALITY_EPSILON) - math.log(QUALITY_EPSILON)) * w_f
     d_bands.append(level)
 
   s_map = jnp.abs(reconstruct_pyramid(d_bands))
   s_map = jnp.sum(s_map) / (jnp.max(s_map) + 1e-12) * s_map  # spatial pooling
   p_map = 1 - jnp.exp(jnp.log(0.5) * s_map)
-  q_mos = 100 / (1 + jnp.exp(QUALITY_LOGISTIC_Q1 * (quality + QUALITY_LOGISTIC_Q2)))
-  return {"Q": quality, "Q_MOS": q_mos, "P_det": jnp.max(p_map), "C_max": jnp.max(s_map), "P_map": p_map,
-          "C_map": s_map}
+  out = {"P_det": jnp.max(p_map), "C_max": jnp.max(s_map), "P_map": p_map, "C_map": s_map}
+  if release == "2.2.0":
+    q_mos = 100 / (1 + jnp.exp(QUALITY_LOGISTIC_Q1 * (quality + QUALITY_LOGISTIC_Q2)))
+    return {"Q": quality, "Q_MOS": q_mos, **out}
+  return {"Q": 100 - quality, **out}
 
 
-@functools.partial(jax.jit, static_argnames=("color_encoding", "pixels_per_degree", "rgb_display"))
-def hdrvdp_batch(pred, target, **kwargs) -> dict:
-  """`hdrvdp` over a batch [N, H, W, C] (pred = test, target = reference): {'Q', 'Q_MOS', 'P_det',
-  'C_max'}, each [N]."""
+def scores(release: str = DEFAULT_RELEASE) -> tuple[str, ...]:
+  """The scalar results of a release: ('Q', 'P_det', 'C_max'), with 'Q_MOS' after 'Q' for 2.2.0."""
+  return ("Q", "Q_MOS", "P_det", "C_max") if release == "2.2.0" else ("Q", "P_det", "C_max")
+
+
+@functools.partial(jax.jit, static_argnames=("color_encoding", "pixels_per_degree", "rgb_display", "release"))
+def hdrvdp_batch(pred, target, *, release: str = DEFAULT_RELEASE, **kwargs) -> dict:
+  """`hdrvdp` over a batch [N, H, W, C] (pred = test, target = reference): {name: [N]} for every name of
+  `scores(release)`."""
   def one(p, t):
-    out = hdrvdp(p, t, **kwargs)
-    return {k: out[k] for k in ("Q", "Q_MOS", "P_det", "C_max")}
+    out = hdrvdp(p, t, release=release, **kwargs)
+    return {k: out[k] for k in scores(release)}
   return jax.vmap(one)(pred, target)

@@ -12,6 +12,8 @@ Conventions shared by all entries:
 * HDR images (``mpsnr*``, ``pu_*``, ``hdrvdp2`` both sides; ``fsitm``, ``tmqi`` the target) are linear values used
   as given; PU21 expects them in cd/m^2.
 * ``fsitm`` and ``tmqi``: ``target`` is the HDR image, ``pred`` its tone-mapped LDR version.
+* ``hdrvdp2`` is HDR-VDP release 2.2.2 (``hdrvdp2_metric(release)`` for 2.2.0, whose columns add
+  ``hdrvdp2_qmos``).
 * ``niqe`` is no-reference: ``target`` is ignored and may be ``None``. It runs on the host in float64
   (``host=True``: not inside ``jax.jit``), the precision its reference scores depend on.
 """
@@ -31,12 +33,6 @@ from lle.metrics import hdrvdp as hdrvdp_lib
 from lle.metrics import naturalness as niqe_lib
 from lle.metrics import pu21
 from lle.metrics import tonemap_quality
-
-
-def _hdrvdp2(pred, target):
-  out = hdrvdp_lib.hdrvdp_batch(pred, target, color_encoding='rgb-bt.709')
-  return {'hdrvdp2_q': out['Q'], 'hdrvdp2_qmos': out['Q_MOS'], 'hdrvdp2_pdet': out['P_det'],
-          'hdrvdp2_cmax': out['C_max']}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +71,26 @@ def _tmqi(p, t, dr):
   return {'tmqi_q': res.q, 'tmqi_s': res.s, 'tmqi_n': res.n}
 
 
+_HDRVDP_COLUMNS = {'Q': 'hdrvdp2_q', 'Q_MOS': 'hdrvdp2_qmos', 'P_det': 'hdrvdp2_pdet', 'C_max': 'hdrvdp2_cmax'}
+
+
+def hdrvdp2_metric(release: str = hdrvdp_lib.DEFAULT_RELEASE) -> Metric:
+  """``hdrvdp2`` as HDR-VDP release ``release`` computes it: ``hdrvdp2_q`` is that release's Q (2.2.2: 0-100,
+  higher is better; 2.2.0: a log score, lower is better, with its 0-100 ``hdrvdp2_qmos``)."""
+  if release not in hdrvdp_lib.RELEASES:
+    raise ValueError(f'hdrvdp2 release {release!r}; expected one of {tuple(hdrvdp_lib.RELEASES)}')
+  names = hdrvdp_lib.scores(release)
+
+  def fn(pred, target, data_range):
+    del data_range  # absolute cd/m^2 on both sides
+    out = hdrvdp_lib.hdrvdp_batch(pred, target, color_encoding='rgb-bt.709', release=release)
+    return {_HDRVDP_COLUMNS[k]: out[k] for k in names}
+
+  return Metric('hdrvdp2', fn, tuple(_HDRVDP_COLUMNS[k] for k in names), hdr_pred=True, hdr_target=True,
+                doc=f'HDR-VDP {release} (rgb, cd/m^2, 24-inch 1920x1200 display at 0.5 m): '
+                    + ', '.join(names))
+
+
 _ENTRIES = (
     Metric('mse', lambda p, t, dr: {'mse': fidelity.mse(p, t, data_range=dr)}, ('mse',),
            doc='mean squared error over pixels and channels, on the input scale'),
@@ -108,9 +124,7 @@ _ENTRIES = (
            hdr_target=True, doc='PSNR of PU21-encoded RGB (cd/m^2), peak 256'),
     Metric('pu_ssim', lambda p, t, dr: {'pu_ssim': pu21.pu_ssim(p, t)}, ('pu_ssim',), hdr_pred=True,
            hdr_target=True, doc="MATLAB ssim of PU21-encoded luminance (cd/m^2), range 256"),
-    Metric('hdrvdp2', lambda p, t, dr: _hdrvdp2(p, t), ('hdrvdp2_q', 'hdrvdp2_qmos', 'hdrvdp2_pdet', 'hdrvdp2_cmax'),
-           hdr_pred=True, hdr_target=True,
-           doc='HDR-VDP 2.2.0 (rgb, cd/m^2, 24-inch 1920x1200 display at 0.5 m): Q, Q_MOS, P_det, C_max'),
+    hdrvdp2_metric(),
     Metric('niqe', lambda p, t, dr: {'niqe': niqe_lib.niqe_float64(p, data_range=dr, quantize=True)},
            ('niqe',), needs_target=False, host=True,
            doc='NIQE (no reference) on rgb2gray, scored as the 8-bit image, in float64'),

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from lle.metrics import hdrvdp
 from lle.metrics import image_io
 from lle.metrics import registry
 
@@ -92,9 +93,12 @@ def default_batch_size() -> int:
   return 1 if jax.default_backend() == 'cpu' else 16
 
 
-def score(pred_dir, target_dir, metric_names, *, batch_size: int | None = None):
-  """Scores the folders; returns ``(rows, columns)`` with one dict per pred file, in name order."""
-  metrics = registry.resolve(metric_names)
+def score(pred_dir, target_dir, metric_names, *, batch_size: int | None = None,
+          hdrvdp_release: str = hdrvdp.DEFAULT_RELEASE):
+  """Scores the folders; returns ``(rows, columns)`` with one dict per pred file, in name order.
+  ``hdrvdp2`` is scored as HDR-VDP release ``hdrvdp_release``."""
+  metrics = [registry.hdrvdp2_metric(hdrvdp_release) if m.name == 'hdrvdp2' else m
+             for m in registry.resolve(metric_names)]
   if target_dir is None and any(m.needs_target for m in metrics):
     need = [m.name for m in metrics if m.needs_target]
     raise ScoreError(f'metrics {need} compare with a reference: pass --target')
@@ -190,13 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--out', required=True, help='folder for metrics.csv and summary.json')
   parser.add_argument('--batch-size', type=int, default=None,
                       help='images per jitted call (default: 1 on CPU, 16 on GPU/TPU)')
+  parser.add_argument('--hdrvdp-release', choices=tuple(hdrvdp.RELEASES), default=hdrvdp.DEFAULT_RELEASE,
+                      help='HDR-VDP-2 release of hdrvdp2 (2.2.0 adds hdrvdp2_qmos)')
   args = parser.parse_args(argv)
   try:
-    rows, columns = score(args.pred, args.target, args.metrics, batch_size=args.batch_size)
+    rows, columns = score(args.pred, args.target, args.metrics, batch_size=args.batch_size,
+                          hdrvdp_release=args.hdrvdp_release)
   except (ScoreError, KeyError, ValueError) as err:
     print(f'error: {err.args[0] if err.args else err}', file=sys.stderr)
     return 2
   metadata = {'pred': str(args.pred), 'target': args.target, 'metrics': args.metrics.split(',')}
+  if 'hdrvdp2' in [m.strip() for m in metadata['metrics']]:
+    metadata['hdrvdp_release'] = args.hdrvdp_release
   csv_path, json_path = write_results(args.out, rows, columns, metadata=metadata)
   summary = summarise(rows, columns)
   print(f'{len(rows)} images -> {csv_path}, {json_path}')

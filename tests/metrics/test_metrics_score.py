@@ -144,6 +144,28 @@ def test_scorer_hdr_and_no_reference(tmp_path, tonemap_pairs):
     score.score(small, small, 'ms_ssim')
 
 
+def test_scorer_hdrvdp_release(tmp_path):
+  rng = np.random.default_rng(0)
+  pred_dir, target_dir = tmp_path / 'pred', tmp_path / 'target'
+  pred_dir.mkdir()
+  target_dir.mkdir()
+  target = np.float32(10 ** rng.uniform(1, 2.5, (24, 24, 3)))  # cd/m^2
+  np.save(target_dir / 'a.npy', target)
+  np.save(pred_dir / 'a.npy', np.float32(target * rng.uniform(0.95, 1.05, target.shape)))
+  out = {}
+  for release in ('2.2.2', '2.2.0'):
+    assert score.main(['--pred', str(pred_dir), '--target', str(target_dir), '--metrics', 'hdrvdp2',
+                       '--hdrvdp-release', release, '--out', str(tmp_path / release)]) == 0
+    with open(tmp_path / release / 'metrics.csv') as f:
+      out[release] = next(csv.DictReader(f))
+    assert json.loads((tmp_path / release / 'summary.json').read_text())['hdrvdp_release'] == release
+  new, old = out['2.2.2'], out['2.2.0']
+  assert list(new) == ['file', 'hdrvdp2_q', 'hdrvdp2_pdet', 'hdrvdp2_cmax']
+  assert list(old) == ['file', 'hdrvdp2_q', 'hdrvdp2_qmos', 'hdrvdp2_pdet', 'hdrvdp2_cmax']
+  assert new['hdrvdp2_pdet'] == old['hdrvdp2_pdet']  # the same in both releases
+  assert 0 < float(new['hdrvdp2_q']) < 100 and float(old['hdrvdp2_q']) < 0  # 0-100 vs a log score
+
+
 def test_tmqi_of_a_small_image_scores_naturalness_and_says_why_the_rest_is_nan(tmp_path, capsys, photos):
   pred_dir, target_dir = tmp_path / 'pred', tmp_path / 'target'
   pred_dir.mkdir()
