@@ -9,7 +9,7 @@ import pytest
 
 from lle import losses, methods, optim, train
 from lle.methods import gladnet
-from lle.nn.gladnet import resize_nearest
+from lle.nn.gladnet import nearest_source, resize_nearest
 from tests.conftest import load_config
 
 
@@ -73,19 +73,37 @@ def test_code_and_paper_variants_differ_as_documented():
     assert load_config(spec).data.name == "lle_demo/lowlight"
 
 
-def test_nearest_resize_is_tf1_legacy():
-  x = jnp.arange(3.0).reshape(1, 1, 3, 1)
-  np.testing.assert_array_equal(np.asarray(resize_nearest(x, (1, 6)))[0, 0, :, 0], [0, 0, 1, 1, 2, 2])
-  np.testing.assert_array_equal(np.asarray(resize_nearest(x, (1, 2)))[0, 0, :, 0], [0, 1])  # floor(d * 3 / 2)
-  y = jnp.arange(2.0).reshape(1, 1, 2, 1)
-  np.testing.assert_array_equal(np.asarray(resize_nearest(y, (1, 3)))[0, 0, :, 0], [0, 0, 1])
+# TensorFlow's own source indices (tensorflow-cpu 2.21, tf.compat.v1.image.resize_nearest_neighbor with
+# align_corners=False, half_pixel_centers=False, on a float32 ramp 0 .. in - 1 along one axis), written as
+# {(in, out): {output d: TF's index where it differs from the exact floor(d * in / out)}}: every other index
+# is the exact one. (96 -> 400, 600 and the integer factors have none; 16 -> 82 is the tiny config's.)
+TF_NEAREST_INDEX = {
+    (200, 96): {60: 124}, (96, 183): {61: 31, 122: 63}, (96, 249): {83: 31, 166: 63},
+    (400, 96): {30: 124, 54: 224, 60: 249}, (112, 96): {54: 62}, (96, 74): {37: 47},
+    (96, 123): {41: 31, 82: 63}, (16, 82): {41: 7}, (16, 94): {47: 7}, (16, 122): {61: 7},
+    (96, 400): {}, (600, 96): {}, (96, 600): {}, (37, 96): {}, (96, 37): {}, (2, 3): {}, (3, 2): {},
+    (3, 6): {}, (48, 96): {}, (96, 48): {},
+}
 
 
-@pytest.mark.parametrize("size, out", [((3, 12), (6, 3)), ((12, 5), (4, 5)), ((6, 7), (4, 21)), ((8, 8), (5, 16))])
+@pytest.mark.parametrize("size, out", list(TF_NEAREST_INDEX), ids=lambda v: str(v))
+def test_nearest_source_is_tensorflows_index(size, out):
+  expected = (np.arange(out) * size) // out
+  for d, index in TF_NEAREST_INDEX[(size, out)].items():
+    assert expected[d] == index + 1  # TensorFlow's float32 product falls just below the whole number
+    expected[d] = index
+  np.testing.assert_array_equal(nearest_source(out, size), expected)
+  x = jnp.arange(float(size)).reshape(1, size, 1, 1)
+  np.testing.assert_array_equal(np.asarray(resize_nearest(x, (out, 1)))[0, :, 0, 0], expected)
+
+
+@pytest.mark.parametrize("size, out", [((3, 12), (6, 3)), ((12, 5), (4, 5)), ((6, 7), (4, 21)), ((8, 8), (5, 16)),
+                                       ((200, 96), (96, 183))])
 def test_nearest_resize_integer_factors_take_the_gathered_pixels_and_gradients(size, out):
-  """Repeat (up), strided slice (down) and gather (other ratios) pick floor(d * in / out), as indexing."""
+  """Repeat (up), strided slice (down) and gather (other ratios) pick the same pixels as indexing with
+  TensorFlow's source index, with the same gradients."""
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *size, 3)), jnp.float32)
-  rows, cols = (np.arange(out[0]) * size[0]) // out[0], (np.arange(out[1]) * size[1]) // out[1]
+  rows, cols = nearest_source(out[0], size[0]), nearest_source(out[1], size[1])
   reference = lambda x: x[:, rows][:, :, cols]
   np.testing.assert_array_equal(resize_nearest(x, out), reference(x))
   weights = jnp.asarray(np.random.default_rng(1).normal(size=(2, *out, 3)), jnp.float32)
@@ -148,9 +166,10 @@ def test_tiny_run_through_the_trainer(tmp_path):
   assert np.isfinite(saved["model"]["psnr"])
 
 
-# A float64 numpy transcription of the official `FG()` (weichen582/GLADNet `model.py`), written from its
-# TensorFlow 1 calls: `tf.layers.conv2d(x, n, 3, s, padding='same', activation=relu)` and
-# `tf.image.resize_nearest_neighbor` (legacy: source index floor(dst * in / out)).
+# A numpy transcription of the official `FG()` (weichen582/GLADNet `model.py`), written from its
+# TensorFlow 1 calls: `tf.layers.conv2d(x, n, 3, s, padding='same', activation=relu)` (in float64) and
+# `tf.image.resize_nearest_neighbor` (legacy: source index floor(d * scale), d and scale = in / out
+# float32 and their product rounded to float32, as resize_nearest_neighbor_op.cc computes it).
 def _tf_conv_same(x, kernel, bias, stride):
   """TF 'SAME' convolution of one image [H, W, C]: output ceil(H / s), padding (total // 2) before."""
   h, w = x.shape[:2]
@@ -158,19 +177,15 @@ def _tf_conv_same(x, kernel, bias, stride):
   oh, ow = -(-h // stride), -(-w // stride)
   ph, pw = max((oh - 1) * stride + k - h, 0), max((ow - 1) * stride + k - w, 0)
   xp = np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-  out = np.zeros((oh, ow, kernel.shape[-1]))
-  for dy in range(k):
-    for dx in range(k):
-      patch = xp[dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
-      out += patch @ kernel[dy, dx]
-  return out + bias
+  patches = np.concatenate([xp[dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
+                            for dy in range(k) for dx in range(k)], axis=-1)  # [oh, ow, k * k * C], (dy, dx, c)
+  return patches @ kernel.reshape(-1, kernel.shape[-1]) + bias
 
 
 def _tf_resize_nearest(x, size):
-  h, w = x.shape[:2]
-  rows = np.minimum(np.floor(np.arange(size[0]) * (h / size[0])).astype(int), h - 1)
-  cols = np.minimum(np.floor(np.arange(size[1]) * (w / size[1])).astype(int), w - 1)
-  return x[rows][:, cols]
+  index = lambda n, out: np.minimum(
+      np.floor(np.float32(np.arange(out)) * np.float32(np.float32(n) / np.float32(out))).astype(int), n - 1)
+  return x[index(x.shape[0], size[0])][:, index(x.shape[1], size[1])]
 
 
 def _official_fg(image, weights):
@@ -193,11 +208,14 @@ def _official_fg(image, weights):
 
 def test_forward_pass_matches_a_numpy_transcription_of_the_official_fg():
   """Same weights in both, so any difference in concat order, skip placement, resize indices or padding
-  shows: the output of our network equals the official graph's to float32 precision."""
+  shows: the output of our network equals the official graph's to float32 precision. At 112 x 74
+  TensorFlow's float32 resize index differs from the exact floor(d * in / out) both ways: 112 -> 96 at
+  row 54, 96 -> 74 at column 37."""
   config = load_config("configs/gladnet.py")  # the code's layout: 6 + 6 blocks, 96x96, 64 / 128 channels
   module = gladnet.network(config)
-  image = np.random.default_rng(0).random((1, 37, 53, 3))
-  params = module.init(jax.random.key(0), jnp.zeros((1, 37, 53, 3)))["params"]
+  height, width = 112, 74
+  image = np.random.default_rng(0).random((1, height, width, 3))
+  params = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, height, width, 3)))["params"]
   names = [f"p_conv{i}" for i in range(1, 7)] + [f"p_deconv{i}" for i in range(1, 7)] + \
       [f"a_conv{i}" for i in range(1, 6)]
   assert len(params) == len(names)
@@ -211,5 +229,5 @@ def test_forward_pass_matches_a_numpy_transcription_of_the_official_fg():
     shared[f"Conv_{i}"] = {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
   ours = np.asarray(module.apply({"params": shared}, jnp.asarray(image, jnp.float32)))[0]
   reference = _official_fg(image[0], weights)
-  assert reference.shape == ours.shape == (37, 53, 3) and reference.std() > 0.05
+  assert reference.shape == ours.shape == (height, width, 3) and reference.std() > 0.05
   np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())

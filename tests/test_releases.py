@@ -193,8 +193,8 @@ def test_a_mismatch_names_the_variable(tmp_path):
 
 
 def test_gladnet_release_through_the_command_line(tmp_path, capsys):
-  """GLADNet's `model/` folder: a `checkpoint` file naming GLADNet-<step>; FG/conv2d_<i> in creation order,
-  with Adam's two slots per variable and the step counter beside them."""
+  """GLADNet's released `model/` folder: a `checkpoint` file naming the prefix GLADNet (no step suffix);
+  FG/conv2d_<i> in creation order, with Adam's two slots per variable and the step counter beside them."""
   rng = np.random.default_rng(0)
   shapes = [(3, 64)] + [(64, 64)] * 5 + [(64, 64)] * 6 + [(67, 128)] + [(128, 128)] * 3 + [(128, 3)]
   tensors = {}
@@ -207,11 +207,14 @@ def test_gladnet_release_through_the_command_line(tmp_path, capsys):
   tensors["Variable"] = np.int64(3000)
   model = tmp_path / "model"
   model.mkdir()
-  write_bundle(model / "GLADNet-3000", tensors, entries_per_block=7)
-  (model / "checkpoint").write_text('model_checkpoint_path: "GLADNet-3000"\n')
+  write_bundle(model / "GLADNet", tensors, entries_per_block=7)
+  (model / "checkpoint").write_text('model_checkpoint_path: "GLADNet"\nall_model_checkpoint_paths: "GLADNet"\n')
   assert weights.main(["gladnet", "--from", str(model), "--weights_dir", str(tmp_path / "w")]) == 0
-  assert "34 variables mapped, 35 left out" in capsys.readouterr().out
-  method, state, _ = load_state(load_config("configs/gladnet.py"), tmp_path / "w" / "gladnet_GLADNet-3000")
+  out = capsys.readouterr().out
+  assert "34 variables mapped, 35 left out" in out
+  folder = tmp_path / "w" / "gladnet_GLADNet"  # the run folder README's "Released models" names
+  assert f"--config=configs/gladnet.py --workdir={folder}" in out
+  method, state, _ = load_state(load_config("configs/gladnet.py"), folder)
   np.testing.assert_array_equal(np.asarray(state["net"].params["Conv_13"]["kernel"]), tensors["FG/conv2d_13/kernel"])
   assert weights.main(["gladnet", "--from", str(tmp_path / "nowhere"), "--weights_dir", str(tmp_path / "w")]) == 1
   assert "no TensorFlow checkpoint" in capsys.readouterr().err

@@ -74,6 +74,15 @@ def test_the_global_part_is_computed_once_per_image(spec):
   np.testing.assert_allclose(tiling.TiledPredictor(method, state, tile=16, batch=2)(image), full, atol=1e-5)
 
 
+def test_gladnet_windows_read_the_illumination_rows_of_the_one_pass_resize():
+  # At 94 x 122 the tiny config's resize 16 -> 94 (and -> 122) reads, by TensorFlow's float32 index, a
+  # global row one lower than floor(r * 16 / 94) at row 47 (column 61): windows must read the same rows.
+  method, state = _random_state(load_config("configs/gladnet.py:tiny"))
+  image = _photo(94, 122, seed=2)
+  full = _one_pass(method, state, image)
+  np.testing.assert_allclose(tiling.TiledPredictor(method, state, tile=16, batch=4)(image), full, atol=1e-5)
+
+
 @pytest.mark.parametrize("spec,field,depth", [("configs/itmn.py:tiny", "generator", 5),
                                               ("configs/neid.py:tiny,le_dr", "model", 5),
                                               ("configs/gladnet.py:tiny", None, None)])

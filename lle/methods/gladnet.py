@@ -7,6 +7,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.training import train_state
 
 from lle import losses, optim, precision
@@ -55,11 +56,13 @@ def halo(config) -> int:
 
 def illumination(state, image, *, config):
   """The global branch, once per image: on the `global_size` nearest-resized copy of the whole image
-  (the same pixels `resize_nearest` picks), [1, global_size, global_size, global_features]."""
+  (the same pixels `resize_nearest` picks), [1, global_size, global_size, global_features], with the
+  float32 scales (global_size / H, global_size / W) of the resize back to the image (`predict_window`)."""
   size = config.model.global_size
   height, width = image.size
   rows, cols = nearest_source(size, height), nearest_source(size, width)
-  return _illumination(state, jnp.asarray(image.sample(rows, cols)))
+  scales = np.float32(size) / np.asarray([height, width], np.float32)
+  return {"map": _illumination(state, jnp.asarray(image.sample(rows, cols))), "scales": jnp.asarray(scales)}
 
 
 @jax.jit
@@ -69,15 +72,16 @@ def _illumination(state, small):
 
 
 def predict_window(state, windows, context, offsets, cores, image_size, *, config):
-  """The detail step on windows, with the illumination map resized to the whole image (nearest, as
-  `resize_nearest`: image row r reads global row floor(r * global_size / H)) and cut to each window."""
-  del cores
+  """The detail step on windows, with the illumination map resized to the whole image and cut to each
+  window: image row r reads global row floor(float32(r) * float32(global_size / H)), as `nearest_source`
+  (the scale is the context's, computed on the host: the same float32 division on every backend)."""
+  del cores, image_size
   size = config.model.global_size
-  height, width = image_size
   n, h, w, _ = windows.shape
-  rows = ((offsets[:, :1] + jnp.arange(h)[None]) * size) // height  # [N, h]
-  cols = ((offsets[:, 1:] + jnp.arange(w)[None]) * size) // width  # [N, w]
-  cut = jax.vmap(lambda r, c: context[0][r][:, c])(rows, cols)  # [N, h, w, F]
+  source = lambda d, scale: jnp.minimum(jnp.floor(d.astype(jnp.float32) * scale).astype(jnp.int32), size - 1)
+  rows = source(offsets[:, :1] + jnp.arange(h)[None], context["scales"][0])  # [N, h]
+  cols = source(offsets[:, 1:] + jnp.arange(w)[None], context["scales"][1])  # [N, w]
+  cut = jax.vmap(lambda r, c: context["map"][0][r][:, c])(rows, cols)  # [N, h, w, F]
   net = state["net"]
   return net.apply_fn({"params": net.params}, windows, illumination=cut)
 

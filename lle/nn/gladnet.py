@@ -11,30 +11,36 @@ from lle.nn.layers import initializer, space_to_depth_conv
 
 
 def resize_nearest(x, size):
-  """Nearest-neighbour resize of [N, H, W, C] to `size` = (h, w), sampling source index
-  floor(dst * in / out): TensorFlow 1's `resize_nearest_neighbor` (align_corners=False,
-  half_pixel_centers=False), which the official GLADNet code uses. Integer factors, as in GLADNet's
-  decoder and its resizes between 96^2 and 384^2 crops, take the same pixels without a gather: a repeat
-  (up) or a strided slice (down), whose gradients are sums and pads instead of a scatter-add."""
+  """Nearest-neighbour resize of [N, H, W, C] to `size` = (h, w) as TensorFlow 1's
+  `resize_nearest_neighbor` (align_corners=False, half_pixel_centers=False), which the official GLADNet
+  code uses: output d reads source index `nearest_source(out, in)[d]`. Where that index table is a repeat
+  (up) or a strided slice (down), as for GLADNet's decoder and its resizes between 96^2 and 384^2 crops,
+  the pixels are taken without a gather, whose gradient would be a scatter-add."""
   for axis, out in ((1, size[0]), (2, size[1])):
     x = _nearest_axis(x, axis, out)
   return x
 
 
-def nearest_source(out: int, size: int):
-  """The source index floor(d * size / out) that `resize_nearest` reads for each of `out` outputs."""
-  return (np.arange(out) * size) // out
+def nearest_source(out: int, size: int) -> np.ndarray:
+  """The source index TensorFlow's legacy nearest resize reads for each of `out` outputs from `size`:
+  floor(float32(d) * float32(size / out)), product and scale rounded to float32 (resize_nearest_neighbor_op.cc
+  with the scale of image_resizer_state.h), at most size - 1. Where the float32 product falls just below a
+  whole number it is one lower than the exact floor(d * size / out) (200 -> 96: output 60 reads 124, not 125)."""
+  scale = np.float32(size) / np.float32(out)
+  return np.minimum(np.floor(np.arange(out, dtype=np.float32) * scale).astype(np.int64), size - 1)
 
 
 def _nearest_axis(x, axis: int, out: int):
   size = x.shape[axis]
   if out == size:
     return x
-  if out % size == 0:  # floor(d * size / out) = floor(d / k), k = out / size
+  source = nearest_source(out, size)
+  d = np.arange(out)
+  if out % size == 0 and np.array_equal(source, d // (out // size)):
     return jnp.repeat(x, out // size, axis=axis)
-  if size % out == 0:  # floor(d * size / out) = d k, k = size / out
+  if size % out == 0 and np.array_equal(source, d * (size // out)):
     return jax.lax.slice_in_dim(x, 0, size, size // out, axis=axis)
-  return jnp.take(x, nearest_source(out, size), axis=axis)
+  return jnp.take(x, source, axis=axis)
 
 
 class GLADNet(nn.Module):
