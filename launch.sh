@@ -50,6 +50,9 @@ cmd="${1:-}"
 if [[ "${LLE_XLA_DEFAULTS:-1}" != 0 && "$cmd" != test && "${XLA_FLAGS:-}" != *ynn_fusion_type* ]]; then
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_experimental_ynn_fusion_type=individual_dot"
 fi
+# A W&B agent starts each run as `/usr/bin/env python -m lle.main ...`: the venv's python must be the
+# `python` on PATH. Its stdin is not a terminal, so wandb stops on a missing API key instead of prompting.
+wandb_agent() { PATH="$(cd "$venv/bin" && pwd):$PATH" exec "$venv/bin/wandb" agent "$@" < /dev/null; }
 case "$cmd" in
   train) exec "$venv/bin/python" -m lle.main "$@" ;;
   eval) exec "$venv/bin/python" -m lle.main --mode=eval "$@" ;;
@@ -57,7 +60,7 @@ case "$cmd" in
   enhance) exec "$venv/bin/python" -m lle.enhance "$@" ;;
   test) exec "$venv/bin/python" -m pytest "$@" ;;
   sweep) exec "$venv/bin/python" -m lle.sweep "$@" ;;
-  agent) exec "$venv/bin/wandb" agent "$@" ;;
+  agent) wandb_agent "$@" ;;
   report) exec "$venv/bin/python" -m lle.report "$@" ;;
   bench) exec "$venv/bin/python" benchmarks/bench_train.py "$@" ;;
   python) exec "$venv/bin/python" "$@" ;;
@@ -85,7 +88,7 @@ case "$cmd" in
       sweep)
         exec "$venv/bin/python" -m lle.sweep "$@" --shard="${SLURM_ARRAY_TASK_ID:-0}" \
           --num_shards="${SLURM_ARRAY_TASK_COUNT:-1}" ;;
-      agent) exec "$venv/bin/wandb" agent --count=1 "$@" ;;
+      agent) wandb_agent --count=1 "$@" ;;
       *) echo "usage: launch.sh slurm train|sweep|agent ARGS..." >&2; exit 2 ;;
     esac ;;
   *) sed -n '2,21p' "$0" >&2; exit 2 ;;

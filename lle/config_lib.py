@@ -1,5 +1,6 @@
 """Shared pieces of the method configs in `configs/`: the run-level fields every method has, and
 named variants selected by `--config=configs/<method>.py:variant[,variant...]`."""
+import os
 from typing import Callable
 
 import ml_collections
@@ -100,10 +101,52 @@ def apply_variants(config, arg: str | None, variants: dict[str, Callable]):
   return config
 
 
+# The repository this package lives in (launch.sh installs it editable): configs/ sits beside lle/.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resolve(spec: str) -> str:
+  """`path[:variants]`, with a relative path that does not exist from the working directory taken from
+  lle's repository instead (`configs/itmn.py` for a W&B agent started in another folder)."""
+  path, colon, variants = spec.partition(":")
+  if not os.path.isabs(path) and not os.path.exists(path):
+    if not os.path.isfile(os.path.join(REPO_ROOT, path)):
+      raise FileNotFoundError(f"config file {path!r} is neither in {os.getcwd()} nor in lle's {REPO_ROOT}")
+    path = os.path.join(REPO_ROOT, path)
+  return path + colon + variants
+
+
+def with_variants(spec: str, variants: str) -> str:
+  """`path:variants,own` for `spec` = `path[:own]`: `variants` (a size such as demo) applied first, then the
+  spec's own (an ablation keeps what it changes: demo sets iTMN's alpha, nodmse zeroes it)."""
+  path, _, own = spec.partition(":")
+  names = ",".join(v for v in (variants, own) if v)
+  return f"{path}:{names}" if names else path
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+  """Command-line arguments with `--config=SPEC` resolved (`resolve`) and merged with `--variants=V`
+  (`with_variants`): a W&B sweep runs at demo size with `--variants=demo` beside its swept `--config`."""
+  variants = None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--variants="):
+      variants = arg.split("=", 1)[1]
+    elif arg == "--variants" and i + 1 < len(argv):
+      variants = argv[i + 1]
+  if variants and not any(a.startswith("--config=") for a in argv):
+    raise ValueError(f"--variants={variants} needs --config=FILE")
+  out = []
+  for arg in argv:
+    if arg.startswith("--config="):
+      spec = resolve(arg[len("--config="):])
+      arg = "--config=" + (with_variants(spec, variants) if variants else spec)
+    out.append(arg)
+  return out
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:variant,...]` the way `--config=` does (unlocked)."""
   import importlib.util
-  import os
   path, _, arg = spec.partition(":")
   if not os.path.exists(path):
     raise FileNotFoundError(f"config file {path!r} does not exist")

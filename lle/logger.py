@@ -2,7 +2,8 @@
 
 Only process 0 writes. W&B runs offline unless an API key is configured (it never prompts), and resumes
 the same run id when a run resumes from its workdir. Under a W&B sweep agent the run is the agent's
-(WANDB_RUN_ID), so that the sweep's metric reaches its controller.
+(WANDB_RUN_ID), so that the sweep's metric reaches its controller: W&B is on there even where the
+config turns it off (config.wandb.enabled = False, as the `tiny` variants do).
 """
 import json
 import os
@@ -66,7 +67,12 @@ class RunLogger:
     self.workdir.mkdir(parents=True, exist_ok=True)
     (self.workdir / "images").mkdir(exist_ok=True)
     _keep_records_up_to(self.workdir / "metrics.jsonl", start_step)
-    if config.wandb.enabled:
+    enabled = config.wandb.enabled
+    if not enabled and os.environ.get("WANDB_SWEEP_ID"):
+      print("W&B sweep agent run: W&B logging enabled (the config sets wandb.enabled = False), so that the "
+            "sweep's metric reaches its controller", flush=True)
+      enabled = True
+    if enabled:
       os.environ.setdefault("WANDB_SILENT", "true")
       import wandb
       id_file = self.workdir / "wandb_run_id"

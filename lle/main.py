@@ -8,6 +8,8 @@ Overrides: `--config.loss.alpha=1e3`. Multi-host: pass --coordinator_address, --
 Compiled steps are cached across runs in $LLE_COMPILATION_CACHE (default ~/.cache/lle/jax_compilation_cache;
 `off` turns it off), so the runs of a sweep after the first skip most compilation.
 
+A --config path that does not exist from the working directory is read from lle's repository
+(`configs/...`); `--variants=demo` applies that variant before the config's own (a W&B sweep at demo size).
 Under a W&B sweep agent (WANDB_SWEEP_ID and WANDB_RUN_ID set) --workdir defaults to
 `$LLE_RUNS_DIR/<sweep id>/<run id>` (LLE_RUNS_DIR defaults to `runs`). A run stopped by a preemption
 signal saves a checkpoint and exits with code 75 (EX_TEMPFAIL): requeue it with the same arguments.
@@ -23,6 +25,8 @@ from lle import config_lib, logger
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/itmn.py:demo.",
                                 lock_config=True)
+flags.DEFINE_string("variants", None, "Config variants applied before --config's own, e.g. demo: a W&B sweep "
+                    "at demo size (config_lib.resolve_config_args).")
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.jsonl, results.json, config.json.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"], "What to do.")
 flags.DEFINE_integer("checkpoint_step", None, "eval mode: the checkpoint step (default: the latest).")
@@ -71,6 +75,11 @@ def _check_overrides(argv):
 
 def parse_flags(argv):
   """absl flag parsing, with one-line errors for bad flags and unknown config keys."""
+  try:
+    argv = config_lib.resolve_config_args(argv)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   _check_overrides(argv)
   try:
     return FLAGS(argv)

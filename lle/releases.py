@@ -24,7 +24,6 @@ import numpy as np
 
 from lle import tf_checkpoint
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The config each release fits (its networks' shapes), relative to the repository.
 DEFAULT_CONFIGS = {"dped": "configs/iqe.py:release", "gladnet": "configs/gladnet.py"}
 HOMEPAGES = {"dped": "https://github.com/aiff22/DPED (models_orig/)",
@@ -114,10 +113,7 @@ def convert(arch: str, source: str, *, config_spec: str | None = None, name: str
   prefix = tf_checkpoint.resolve_prefix(source)
   variables = tf_checkpoint.read(prefix)
   spec = config_spec or DEFAULT_CONFIGS[arch]
-  path, _, variant = spec.partition(":")
-  if not os.path.isabs(path) and not os.path.exists(path):
-    path = os.path.join(REPO_ROOT, path)
-  config = config_lib.load(f"{path}:{variant}" if variant else path)
+  config = config_lib.load(config_lib.resolve(spec))
   expected_method = {"dped": "iqe", "gladnet": "gladnet"}[arch]
   if config.method != expected_method:
     raise ReleaseError(f"--config {spec} is a {config.method!r} config; {arch} weights need {expected_method!r}")

@@ -30,6 +30,8 @@ import numpy as np
 import yaml
 from absl import app, flags
 
+from lle import config_lib
+
 PREEMPTED_EXIT_CODE = 75  # lle.preemption.EXIT_CODE (not imported: this runner does not need JAX)
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical")
 
@@ -89,11 +91,10 @@ def agent_args(run: dict) -> list[str]:
 def _merge_config(swept: str, override: str) -> str:
   """`--config=configs/x.py:demo` over a swept `configs/x.py:nodmse` gives `configs/x.py:demo,nodmse`:
   a local size variant combines with the variants a sweep compares."""
-  s_path, _, s_var = str(swept).partition(":")
   o_path, _, o_var = override.partition(":")
-  if s_path != o_path:
+  if str(swept).partition(":")[0] != o_path:
     return override
-  return o_path + (":" + ",".join(v for v in (o_var, s_var) if v) if (o_var or s_var) else "")
+  return config_lib.with_variants(str(swept), o_var)
 
 
 def with_overrides(run: dict, overrides: list[str]) -> list[str]:
