@@ -63,6 +63,14 @@ def base(method: str) -> ml_collections.ConfigDict:
   # (lower is better) and its 0-100 Q_MOS (hdrvdp2_qmos), for comparison with numbers made with it.
   # P_det and C_max are the same in both.
   c.eval.hdrvdp_release = "2.2.2"
+  # psnr (and ms_ssim_dped): "image" (the mean of per-image scores) or "batch" (DPED's train_model.py: the
+  # held-out images in order, cut into groups of pooling_batch_size, PSNR of each group's pooled MSE and
+  # ms_ssim_dped of each whole group, averaged over groups; a last partial group is left out, as DPED's).
+  c.eval.psnr_pooling = "image"
+  c.eval.pooling_batch_size = 50  # DPED's batch_size; used by psnr_pooling="batch" only
+  # Clip outputs to [0, 1] before scoring, as a saved image is (False: score the network's float output
+  # as it is, as DPED's train_model.py does with its tanh * 0.58 + 0.5 in [-0.08, 1.08]).
+  c.eval.clip = True
   # Sets without references scored at each evaluation (results.json "no_reference"): TFDS names such as
   # "lowlight_nr/lime" (python -m lle.data.build lowlight_nr/lime --manual_dir=DIR) or "folder:PATH";
   # scored with these metrics (no target needed).

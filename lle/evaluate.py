@@ -5,7 +5,8 @@
    "baselines": {name: {metric: mean, ...}, ...}, "per_image": {"model"|baseline: {image: {metric: v}}},
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
    "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
-   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window", "hdrvdp_release"},
+   "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window", "hdrvdp_release",
+                   "psnr_pooling", "clip" [, "pooling_batch_size"]},
    "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
   (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
@@ -24,7 +25,10 @@ from lle.metrics import fidelity
 
 # Allowed values of each scoring convention, the default first (see lle.config_lib.base).
 CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
-               "ssim_window": ("gaussian", "matlab"), "hdrvdp_release": ("2.2.2", "2.2.0")}
+               "ssim_window": ("gaussian", "matlab"), "hdrvdp_release": ("2.2.2", "2.2.0"),
+               "psnr_pooling": ("image", "batch"), "clip": (True, False)}
+# Metrics whose mean `psnr_pooling="batch"` takes over groups of images instead of one image at a time.
+POOLED_METRICS = ("psnr", "ms_ssim_dped")
 
 
 def _decode_linear(x, data_config, reference_nits, *, absolute=False):
@@ -45,6 +49,63 @@ def conventions(config) -> dict:
   if out["quantize_8bit"] and config.data.target_encoding != "none":
     raise ValueError(f"config.eval.quantize_8bit applies to 8-bit (LDR) outputs; this model's outputs are "
                      f"{config.data.target_encoding!r}-coded HDR")
+  if out["quantize_8bit"] and not out["clip"]:
+    raise ValueError("config.eval.quantize_8bit saves the output as an 8-bit image, which clips it: "
+                     "config.eval.clip=False contradicts it")
+  if out["psnr_pooling"] == "batch":
+    size = config.eval.get("pooling_batch_size", 50)
+    if not isinstance(size, int) or size < 1:
+      raise ValueError(f"config.eval.pooling_batch_size={size!r}; expected a positive integer")
+    out["pooling_batch_size"] = size
+  return out
+
+
+def natural_key(name: str):
+  """Sort key that orders digit runs by value: DPED's test patches 0.jpg, 1.jpg, ..., 10.jpg in the
+  order its `load_test_data` reads them (by index), not as strings."""
+  import re
+  return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def pooling_terms(pred, target, *, metric_names, y: bool) -> dict:
+  """One image's terms (pred, target [1, H, W, C]) that batch pooling combines: for psnr its MSE and
+  number of values (on the configured colour space, as `psnr`), for ms_ssim_dped the per-scale means of
+  its maps and their entry counts."""
+  out = {}
+  if "psnr" in metric_names:
+    y_channel = y and pred.shape[-1] == 3
+    out["mse"] = float(np.asarray(fidelity.mse(pred, target, y_channel=y_channel))[0])
+    out["values"] = pred.shape[1] * pred.shape[2] * (1 if y_channel else pred.shape[-1])
+  if "ms_ssim_dped" in metric_names:
+    ssim, cs = fidelity.ms_ssim_dped_terms(pred, target)
+    out.update(ssim=np.asarray(ssim)[0], cs=np.asarray(cs)[0],
+               counts=np.asarray(fidelity.ms_ssim_dped_counts(*pred.shape[1:])))
+  return out
+
+
+def pool_by_batches(names, terms, metric_names, batch_size: int) -> dict:
+  """DPED's scores (train_model.py): the images, in `natural_key` order of their names, cut into
+  consecutive groups of `batch_size` (the remainder left out, as its int(N / batch_size) test batches);
+  per group PSNR = 10 log10(1 / pooled MSE) and MS-SSIM = ssim.py's whole-batch MultiScaleSSIM; the score
+  is the mean over groups. `terms`: {image: {"mse", "values", "ssim", "cs", "counts"}}."""
+  order = sorted(names, key=natural_key)
+  groups = [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+  if not groups:
+    raise ValueError(f"config.eval.psnr_pooling='batch' pools groups of config.eval.pooling_batch_size="
+                     f"{batch_size} images, and the split has only {len(order)}: lower pooling_batch_size")
+  out = {}
+  if "psnr" in metric_names:
+    psnrs = []
+    for group in groups:
+      values = np.asarray([terms[n]["values"] for n in group], np.float64)
+      pooled = np.sum(np.asarray([terms[n]["mse"] for n in group], np.float64) * values) / np.sum(values)
+      psnrs.append(10.0 * np.log10(1.0 / pooled))
+    out["psnr"] = float(np.mean(psnrs))
+  if "ms_ssim_dped" in metric_names:
+    scores = [fidelity.ms_ssim_dped_pool(np.stack([terms[n]["ssim"] for n in group]),
+                                         np.stack([terms[n]["cs"] for n in group]),
+                                         np.stack([terms[n]["counts"] for n in group])) for group in groups]
+    out["ms_ssim_dped"] = float(np.mean(np.asarray(scores, np.float64)))
   return out
 
 
@@ -142,6 +203,10 @@ class Evaluator:
     self.metrics = metric_fns(config)
     conv = conventions(config)
     self.quantize = functools.partial(quantize, rounding=conv["quantize_rounding"]) if conv["quantize_8bit"] else None
+    self.clip = conv["clip"]
+    self.pooled = [m for m in config.eval.metrics if m in POOLED_METRICS] if conv["psnr_pooling"] == "batch" else []
+    self.pooling_batch_size = conv.get("pooling_batch_size")
+    self.pool_on_y = conv["color"] == "y"
     # Sets without references are opened now, so that one that is not built stops a run before training.
     from lle.data import pipeline
     self.no_reference_sets = pipeline.no_reference_sets(config)
@@ -179,8 +244,9 @@ class Evaluator:
 
   def _outputs(self, state, examples, size):
     """Yields (system, outputs [B, h, w, C]) for the model and each baseline on one same-shape batch:
-    cropped to `size` (the target's: the padding, or a larger 2x output, goes), clipped to [0, 1] and
-    quantised as `config.eval` says. B is `self.batch`: the last examples repeat."""
+    cropped to `size` (the target's: the padding, or a larger 2x output, goes), clipped to [0, 1] (unless
+    `config.eval.clip` is False) and quantised as `config.eval` says. B is `self.batch`: the last
+    examples repeat."""
     n = len(examples)
     inputs = np.stack([e["input"] for e in examples + [examples[-1]] * (self.batch - n)])
     h, w = size
@@ -189,7 +255,9 @@ class Evaluator:
       if out.shape[1] < h or out.shape[2] < w:
         raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
                          f"smaller than its target {h}x{w}")
-      out = jnp.clip(jnp.asarray(out[:, :h, :w]), 0.0, 1.0)
+      out = jnp.asarray(out[:, :h, :w])
+      if self.clip:
+        out = jnp.clip(out, 0.0, 1.0)
       if self.quantize is not None:
         out = jnp.asarray(self.quantize(out))
       yield name, out
@@ -198,6 +266,7 @@ class Evaluator:
     """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target})."""
     shown = set(eval_set.names[:self.config.eval.num_images_to_save])
     per_image = {name: {} for name in ["model", *self.baselines]}
+    pool_terms = {name: {} for name in per_image}
     grids = {}
     for examples in eval_set.batches(self.batch):
       targets = np.stack([e["target"] for e in examples + [examples[-1]] * (self.batch - len(examples))])
@@ -209,7 +278,13 @@ class Evaluator:
                                         for col, v in f(*pair).items()}
           if name == "model" and e["name"] in shown:
             grids[e["name"]] = _grid(e, np.asarray(out[i]))
-    return _means(per_image), _sorted(per_image), grids
+          if self.pooled:
+            pool_terms[name][e["name"]] = pooling_terms(*pair, metric_names=self.pooled, y=self.pool_on_y)
+    means = _means(per_image)
+    if self.pooled:  # psnr_pooling="batch": these means are DPED's, over groups of images
+      for name, terms in pool_terms.items():
+        means[name].update(pool_by_batches(list(terms), terms, self.pooled, self.pooling_batch_size))
+    return means, _sorted(per_image), grids
 
   def no_reference(self, state, sets=None) -> dict:
     """Scores of the model and baselines on the sets without references (`config.eval.no_reference`, or

@@ -86,7 +86,7 @@ def test_colour_space_and_ssim_window_follow_the_config(tmp_path):
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["conventions"] == results["conventions"] == {
       "quantize_8bit": False, "quantize_rounding": "round", "color": "y", "ssim_window": "matlab",
-      "hdrvdp_release": "2.2.2"}
+      "hdrvdp_release": "2.2.2", "psnr_pooling": "image", "clip": True}
 
 
 def test_hdrvdp_columns_follow_the_configured_release():

@@ -7,7 +7,7 @@ See ``lle/metrics/README.md`` for the table of metrics.
 """
 
 from lle.metrics._prep import quantize_8bit, rgb_to_y
-from lle.metrics.fidelity import ms_ssim, mse, psnr, ssim
+from lle.metrics.fidelity import ms_ssim, ms_ssim_dped, mse, psnr, ssim
 from lle.metrics.feature_similarity import FSITMResult, fsitm
 from lle.metrics.hdr import exposure_8bit, mpsnr, mpsnr_hdrtoolbox
 from lle.metrics.naturalness import niqe
@@ -28,6 +28,7 @@ __all__ = [
     'mpsnr',
     'mpsnr_hdrtoolbox',
     'ms_ssim',
+    'ms_ssim_dped',
     'mse',
     'niqe',
     'psnr',

@@ -202,3 +202,93 @@ def ms_ssim(
     else:
       score = score * jnp.mean(ssim_map, axis=(1, 2, 3)) ** w[j]
   return score
+
+
+def _dped_window(height: int, width: int) -> tuple[int, float]:
+  """DPED ``ssim.py`` ``_SSIMForMultiScale``: the window shrinks to the image, ``size = min(11, H, W)``,
+  and its sigma with it, ``size * 1.5 / 11``."""
+  size = min(SSIM_FILTER_SIZE, height, width)
+  return size, size * SSIM_SIGMA / SSIM_FILTER_SIZE
+
+
+@functools.partial(jax.jit, static_argnames=('levels',))
+def ms_ssim_dped_terms(
+    pred: chex.Array,
+    target: chex.Array,
+    *,
+    data_range: float = 1.0,
+    levels: int = len(MS_SSIM_WEIGHTS),
+) -> tuple[chex.Array, chex.Array]:
+  """Per image and scale, the means of the SSIM map and of the contrast-structure map of DPED's
+  ``MultiScaleSSIM`` (aiff22/DPED ``ssim.py``): ``(ssim [N, levels], cs [N, levels])``.
+
+  At each scale: a normalised Gaussian window of ``min(11, H, W)`` taps and sigma ``1.5 size / 11``
+  (``_FSpecialGauss``), 'valid' filtering (``fftconvolve(..., mode='valid')``), population moments,
+  ``C1 = (0.01 R)^2``, ``C2 = (0.03 R)^2``; the means run over positions and channels. Between scales
+  both images are filtered with ``ones(2, 2) / 4`` with 'reflect' borders (scipy's, the edge pixel
+  repeated) anchored at the pixel and its next neighbours, then every second pixel is kept. DPED scores
+  x 255 with ``max_val=255``: the same values as [0, 1] images with ``data_range=1``.
+
+  The number of map entries per image at each scale is :func:`ms_ssim_dped_counts`; DPED's whole-batch
+  means are the count-weighted means of these per-image means (:func:`ms_ssim_dped_pool`).
+  """
+  _prep.check_pair(pred, target)
+  x, y = pred, target
+  ssim_means, cs_means = [], []
+  for j in range(levels):
+    size, sigma = _dped_window(x.shape[1], x.shape[2])
+    ssim_map, cs_map = _ssim_terms(x, y, data_range=data_range, k1=SSIM_K1, k2=SSIM_K2, filter_size=size,
+                                   sigma=sigma)
+    ssim_means.append(jnp.mean(ssim_map, axis=(1, 2, 3)))
+    cs_means.append(jnp.mean(cs_map, axis=(1, 2, 3)))
+    if j < levels - 1:
+      x, y = _filters.box_downsample(x, 2), _filters.box_downsample(y, 2)
+  return jnp.stack(ssim_means, axis=1), jnp.stack(cs_means, axis=1)
+
+
+def ms_ssim_dped_counts(height: int, width: int, channels: int, levels: int = len(MS_SSIM_WEIGHTS)) -> list[int]:
+  """Entries of the SSIM map of one image at each scale of :func:`ms_ssim_dped_terms`."""
+  counts = []
+  for _ in range(levels):
+    size, _ = _dped_window(height, width)
+    counts.append((height - size + 1) * (width - size + 1) * channels)
+    height, width = -(-height // 2), -(-width // 2)
+  return counts
+
+
+def ms_ssim_dped_combine(ssim_means, cs_means, weights=MS_SSIM_WEIGHTS):
+  """``prod_{j<M} cs_j^{w_j} * ssim_M^{w_M}`` over the last axis (a negative ``cs_j`` gives NaN, as
+  DPED's numpy power does)."""
+  w = jnp.asarray(weights, jnp.asarray(cs_means).dtype)
+  return jnp.prod(cs_means[..., :-1] ** w[:-1], axis=-1) * ssim_means[..., -1] ** w[-1]
+
+
+def ms_ssim_dped_pool(ssim_means, cs_means, counts, weights=MS_SSIM_WEIGHTS):
+  """DPED's ``MultiScaleSSIM`` of a whole batch from its images' terms: ``ssim_means``, ``cs_means``
+  [N, levels] and ``counts`` [N, levels] (map entries; images of one size have equal counts, and the
+  weighted mean is then DPED's plain mean over the batch)."""
+  counts = jnp.asarray(counts, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+  total = jnp.sum(counts, axis=0)
+  ssim = jnp.sum(jnp.asarray(ssim_means) * counts, axis=0) / total
+  cs = jnp.sum(jnp.asarray(cs_means) * counts, axis=0) / total
+  return ms_ssim_dped_combine(ssim, cs, weights)
+
+
+def ms_ssim_dped(
+    pred: chex.Array,
+    target: chex.Array,
+    *,
+    data_range: float = 1.0,
+    pooled: bool = False,
+    weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
+) -> chex.Array:
+  """DPED's ``MultiScaleSSIM`` (aiff22/DPED ``ssim.py``, the MS-SSIM its ``train_model.py`` logs), usable
+  on images of any size (100x100 patches included: the window shrinks at the coarse scales, 11 x 11 at
+  100, 50, 25 and 13 pixels, 7 x 7 at 7). Per image, ``[N]``; with ``pooled=True`` DPED's own reading,
+  one value for the whole batch (every mean taken over all images at once), shape ``[]``. See
+  :func:`ms_ssim_dped_terms`. Unlike :func:`ms_ssim` (Wang's ``msssim.m``) it needs no minimum size."""
+  ssim_means, cs_means = ms_ssim_dped_terms(pred, target, data_range=data_range, levels=len(weights))
+  if not pooled:
+    return ms_ssim_dped_combine(ssim_means, cs_means, weights)
+  counts = ms_ssim_dped_counts(pred.shape[1], pred.shape[2], pred.shape[3], len(weights))
+  return ms_ssim_dped_pool(ssim_means, cs_means, [counts] * pred.shape[0], weights)
