@@ -76,7 +76,7 @@ def get_config(arg=None):
   e.ssim_window = "gaussian"  # not in the paper: Wang et al. 2004's ssim_index
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
-  return config_lib.apply_variants(c, arg, VARIANTS)
+  return config_lib.apply_variants(c, arg, VARIANTS, default="code", exclusive=MODELS)
 
 
 def _code(c):
@@ -143,3 +143,5 @@ def _montulet(c):
 
 
 VARIANTS = {"code": _code, "paper": _paper, "nr": _nr, "montulet": _montulet, "demo": _demo, "tiny": _tiny}
+# The model variants; a config naming none of them is `code`, and says so in config.variants.
+MODELS = ("code", "paper")

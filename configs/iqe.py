@@ -1,28 +1,55 @@
 """IQE: Adlakha et al. 2021, "Low-Light Image Quality Enhancement using Deep Convolutional Generative
-Adversarial Network", and the code it re-types (github Leo-Adlakha/IQE, itself aiff22/DPED: `models.py`,
-`train_model.py`, `utils.py`, `vgg.py`). Where the two disagree the default follows the DPED code (whose
-checkpoints `python -m lle.weights dped` imports) and the `paper` variant follows the IQE text.
+Adversarial Network", and the code it re-types (github Leo-Adlakha/IQE `MachineLearningContent/Code/
+model.py`, `utils.py`, itself aiff22/DPED: `models.py`, `train_model.py`, `utils.py`, `vgg.py`, `ssim.py`).
+Where they disagree the default follows the DPED code (whose checkpoints `./launch.sh python -m lle.weights
+dped` imports) and the `paper` variant follows the IQE text and the IQE code.
 
-Variants (`--config=configs/iqe.py:VARIANT[,VARIANT]`):
+Variants (`--config=configs/iqe.py:VARIANT[,VARIANT]`; the names applied are kept in `config.variants`,
+which results.json carries and `lle.report`'s tables select on):
   code     (the default) DPED's code: instance norm (learnable scale / shift, eps 1e-3), loss weights
            content 10, texture 1, colour 0.5, TV 2000 (`utils.process_command_args`), its loss
-           normalisations, truncated-normal(0.01) weights and 0.01 biases
-  paper    the IQE text: batch norm ("Conv2D and batch normalized layers"), weights 1 / 0.4 / 0.1 / 400,
-           the losses as its equations write them (colour kernel exp(-k^2 / (2 sigma)), texture
-           -sum log D(F(I_s)), content ||.|| / (C H W), TV ||d_x + d_y|| / (C H W)), Keras defaults
+           normalisations, truncated-normal(0.01) weights and 0.01 biases; scored as train_model.py scores
+           (PSNR of each batch of 50's pooled MSE on the unclipped output, ssim.py's MS-SSIM per batch)
+  paper    the IQE text's losses and weights 1 / 0.4 / 0.1 / 400 (colour kernel exp(-k^2 / (2 sigma)),
+           texture -sum log D(F(I_s)), content ||.|| / (C H W), TV ||d_x + d_y|| / (C H W)), on the IQE
+           code's networks: its "BatchNormalization" takes moments over axes [1, 2] with eps 1e-3, i.e. a
+           per-image instance norm (the text's "batch normalized layers" name that function), and every
+           layer starts from normal(0.01) weights (tf.random.normal, not truncated) and 0.01 biases;
+           scored per image, clipped, as the text's PSNR definition reads
+  paper_bn the `paper` variant with a literal batch norm instead (Keras BatchNormalization defaults:
+           momentum 0.99, eps 1e-3; running statistics at evaluation): a reading of the word, not the code
   fivek    the paper's second set: MIT-Adobe FiveK, expert C (`mit_fivek/expert_c`)
-  release  the imported DPED release (`python -m lle.weights dped`): the code's networks, scored and used
-           for enhancement without the content loss's VGG (evaluation never needs it); not for training
+  s7       the paper's first set: the Samsung S7 ISP data set (`s7/short_jpg`), short-exposure -> medium-
+           exposure JPEG pairs as the IQE repository's `utils.load_samsung_dataset` reads them
+  release  the imported DPED release (`./launch.sh python -m lle.weights dped`): the code's networks,
+           scored and used for enhancement without the content loss's VGG (evaluation never needs it)
   demo     the embedded low-light demo data, trained in minutes on a CPU (narrower, no content loss)
   tiny     a minimal model and data for tests
+
+Data: the default `dped/iphone` is DPED's phone -> DSLR data (the IQE code's `load_DPED_Dataset` and its
+shipped checkpoints use it), not a set the IQE paper lists: its "Dataset" section names Samsung S7 and
+MIT-Adobe FiveK. Table 1's other rows (CURL 24.2 / 0.88, DPE, HDRNet, Distort-and-recover, White-Box) are
+FiveK comparisons as the CURL paper publishes them (the IQE text does not say where its 23.04 dB was
+measured), so `paper,fivek` is the closest to the paper's setting (`paper,s7` for its S7 set).
+
+Training loop, where lle differs from DPED's train_model.py: (1) the discriminator's step reuses the
+generator step's batch (through the updated generator); DPED draws a fresh batch of 50 for it. (2) Batches
+come from shuffled epochs over every training example (random 100x100 windows of each); DPED loads a
+random 30,000-patch subset (`train_size`, reloaded after every evaluation, i.e. each 1000 iterations) and
+draws each batch from it uniformly with replacement (`np.random.randint`). Neither changes what a step
+optimises; both change which patches it sees.
 
 What the IQE text leaves unclear, and the choice here: it counts "16 layers" in the generator (the layer
 list gives 12 convolutions + 8 norms); it gives the last layer "64 9x9 filters" with tanh, which cannot
 produce an RGB image: 3 filters, as DPED; it does not say how tanh is mapped to [0, 1]: DPED's
 tanh(x) * 0.58 + 0.5; it says "Conv2D followed by Batch Normalization Layer with Leaky ReLU" for the
-discriminator without the order: DPED's conv -> LeakyReLU -> norm; its texture loss has no batch
-normalisation term: a sum over the batch, as DPED. Table 1 does not say on which set its 23.04 dB was
-measured (DPED or FiveK, patches or full images).
+discriminator without the order: DPED's conv -> LeakyReLU -> norm (the IQE code's discriminator calls a
+`batch_normalization` that its files never define; its only norm is the per-image "BatchNormalization"
+above, used here); its texture loss has no batch normalisation term: a sum over the batch, as DPED.
+Content loss, as written (`paper`): per image ||psi(F(I_s)) - psi(I_t)||_2 / (C H W), against DPED's
+mean square ||d||^2 / (C H W): the ratio is 1 / ||d||. At relu5_4 of a 100x100 patch C H W = 7 x 7 x 512
+= 25,088, whose square root is 158.4: where the features differ by 1 (RMS), the paper's content term is
+1/158 of DPED's (and always 1/158.4 of the RMS difference); larger feature differences shrink it further.
 """
 import ml_collections
 
@@ -50,9 +77,9 @@ def get_config(arg=None):
   g = c.generator = ml_collections.ConfigDict()
   g.features = 64  # IQE "Method" and DPED models.py: 64 filters throughout
   g.num_blocks = 4  # IQE: "four sets of Residual Blocks"; DPED: residual 1-4
-  g.norm = "instance"  # DPED models.py `_instance_norm` (`paper`: batch)
+  g.norm = "instance"  # DPED models.py `_instance_norm`; IQE code `BatchNormalization` (the same; `paper_bn`: batch)
   g.norm_epsilon = 1e-3  # DPED `_instance_norm`: epsilon 1e-3 (Keras BatchNormalization's default too)
-  g.bn_momentum = 0.99  # `paper` only: Keras BatchNormalization's default (IQE used TensorFlow 2)
+  g.bn_momentum = 0.99  # `paper_bn` only: Keras BatchNormalization's default (IQE used TensorFlow 2)
   g.output_scale = 0.58  # DPED models.py: tanh(x) * 0.58 + 0.5
   g.output_offset = 0.5
   g.kernel_init = "truncated_normal_0.01"  # DPED `weight_variable`: truncated_normal(stddev=0.01)
@@ -64,9 +91,9 @@ def get_config(arg=None):
   d.strides = (4, 2, 1, 1, 2)  # same sources: 100x100 -> 7x7, flatten 128 * 7 * 7
   d.fc_features = 1024  # same sources
   d.negative_slope = 0.2  # IQE: "alpha as 0.2"; DPED `leaky_relu(x, alpha=0.2)`
-  d.norm = "instance"  # DPED `_conv_layer(batch_nn=True)` calls `_instance_norm` (`paper`: batch)
+  d.norm = "instance"  # DPED `_conv_layer(batch_nn=True)` calls `_instance_norm` (`paper_bn`: batch)
   d.norm_epsilon = 1e-3  # DPED `_instance_norm`
-  d.bn_momentum = 0.99  # `paper` only: Keras default
+  d.bn_momentum = 0.99  # `paper_bn` only: Keras default
   d.kernel_init = "truncated_normal_0.01"  # DPED `_conv_init_vars` and the FC layers: stddev 0.01
   d.bias_init = 0.01  # DPED: tf.constant(0.01)
 
@@ -96,13 +123,20 @@ def get_config(arg=None):
   o.boundaries, o.boundary_factors = (), ()
 
   e = c.eval
-  e.metrics = ("psnr", "ssim")  # IQE Table 1
+  # IQE Table 1: PSNR, SSIM; DPED train_model.py logs PSNR and ssim.py's MS-SSIM (on 100x100 patches).
+  e.metrics = ("psnr", "ssim", "ms_ssim_dped")
   e.quantize_8bit = False  # DPED train_model.py scores the float output (loss_psnr), not saved files
+  e.clip = False  # DPED: loss_psnr and MultiScaleSSIM see tanh * 0.58 + 0.5 as it is (`paper`: clipped)
+  # DPED train_model.py: loss_psnr = 20 log10(1 / sqrt(MSE pooled over a test batch of 50)), averaged over
+  # the int(N / 50) batches of test patches in file order; MultiScaleSSIM of each whole batch likewise
+  # (`paper`: "image", the text's per-image PSNR)
+  e.psnr_pooling = "batch"
+  e.pooling_batch_size = 50  # DPED batch_size
   e.color = "rgb"  # IQE "PSNR": "the sum over all squared value differences divided by image size and by three"
   e.ssim_window = "gaussian"  # IQE cites Wang et al. 2004 [10]
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
-  return config_lib.apply_variants(c, arg, VARIANTS)
+  return config_lib.apply_variants(c, arg, VARIANTS, default="code", exclusive=MODELS)
 
 
 def _code(c):
@@ -110,8 +144,6 @@ def _code(c):
 
 
 def _paper(c):
-  c.generator.norm = "batch"  # IQE "Method" 1: "Conv2D layers and batch normalized layers"
-  c.discriminator.norm = "batch"  # IQE "Method" 2: "Conv2D followed by Batch Normalization Layer"
   c.loss.content_weight = 1.0  # IQE "Total Loss": L_content + 0.4 L_texture + 0.1 L_color + 400 L_tv
   c.loss.texture_weight = 0.4
   c.loss.color_weight = 0.1
@@ -121,8 +153,24 @@ def _paper(c):
   c.loss.color_sum_scale = 1.0  # IQE: ||X_b - Y_b||_2^2
   c.loss.texture_form = "paper"  # IQE "Texture loss": -sum log D(F_W(I_s), I_t)
   c.loss.tv_form = "paper"  # IQE "Total Variational Loss"
-  c.generator.kernel_init = c.discriminator.kernel_init = "glorot_uniform"  # TF2 / Keras Conv2D default
-  c.generator.bias_init = c.discriminator.bias_init = 0.0  # Keras default
+  # IQE code model.py `BatchNormalization`: tf.nn.moments(x, [1, 2]), eps 1e-3, learnable scale / shift:
+  # per image and channel, i.e. instance norm (the text's "batch normalized layers").
+  c.generator.norm = c.discriminator.norm = "instance"
+  c.generator.norm_epsilon = c.discriminator.norm_epsilon = 1e-3
+  # IQE code `weights_init` / `init_weights_matrix` / the FC layers: tf.random.normal(stddev=0.01);
+  # `bias_init` and the discriminator's biases: tf.constant(0.01).
+  c.generator.kernel_init = c.discriminator.kernel_init = "normal_0.01"
+  c.generator.bias_init = c.discriminator.bias_init = 0.01
+  c.eval.psnr_pooling = "image"  # IQE "PSNR": per image, R = 1 (or 255 for 8-bit images)
+  c.eval.clip = True  # the text scores images ("if the input image has a double-precision ... R is 1")
+
+
+def _paper_bn(c):
+  """`paper` with the text's word taken literally: batch norm over the batch (Keras defaults)."""
+  _paper(c)
+  c.generator.norm = c.discriminator.norm = "batch"  # IQE "Method": "batch normalized layers"
+  c.generator.norm_epsilon = c.discriminator.norm_epsilon = 1e-3  # Keras BatchNormalization default
+  c.generator.bn_momentum = c.discriminator.bn_momentum = 0.99  # Keras default
 
 
 def _fivek(c):
@@ -130,6 +178,15 @@ def _fivek(c):
   c.data.name = "mit_fivek/expert_c"
   c.data.input_feature = "input"
   c.data.target_feature = "target"
+
+
+def _s7(c):
+  """IQE "Dataset" 1: the Samsung S7 ISP set (Schwartz et al., DeepISP), short exposure -> medium exposure, as
+  the IQE code pairs it (python -m lle.data.build s7 --manual_dir=DIR). Its test split is lle's (see
+  lle/data/s7): the IQE code trains on every scene and publishes no split."""
+  c.data.name = "s7/short_jpg"
+  c.data.input_feature = "short"
+  c.data.target_feature = "medium"
 
 
 def _release(c):
@@ -157,6 +214,8 @@ def _demo(c):
   c.eval_every_steps = 400
   c.checkpoint_every_steps = 400
   c.log_every_steps = 50
+  # The demo's held-out split is 3 full photos: one batch of 3 for DPED's batch pooling.
+  c.eval.pooling_batch_size = 3
   c.generator.features = 12
   c.discriminator.conv_features = (12, 32, 48, 48, 32)
   c.discriminator.fc_features = 128
@@ -174,8 +233,11 @@ def _tiny(c):
   c.discriminator.fc_features = 8
   c.loss.content_weight = 0.0
   c.eval.num_images_to_save = 1
+  c.eval.pooling_batch_size = 1  # one held-out image
   c.wandb.enabled = False
 
 
-VARIANTS = {"code": _code, "paper": _paper, "fivek": _fivek, "release": _release, "demo": _demo,
-            "tiny": _tiny}
+VARIANTS = {"code": _code, "paper": _paper, "paper_bn": _paper_bn, "fivek": _fivek, "s7": _s7, "release": _release,
+            "demo": _demo, "tiny": _tiny}
+# The model variants; a config naming none of them is `code`, and says so in config.variants.
+MODELS = ("code", "paper", "paper_bn", "release")

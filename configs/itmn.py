@@ -114,7 +114,11 @@ def get_config(arg=None):
   e.color = "rgb"  # sec. 4 does not say; all channels of the PQ-coded output
   e.ssim_window = "gaussian"  # sec. 4 does not say; Wang et al. 2004's ssim_index
 
-  return config_lib.apply_variants(c, arg, VARIANTS)
+  return config_lib.apply_variants(c, arg, VARIANTS, default="full", exclusive=MODELS)
+
+
+def _full(c):
+  del c  # the default: the whole loss, MSE + alpha dMSE + lambda R (sec. 3)
 
 
 def _nodmse(c):
@@ -167,5 +171,7 @@ def _tiny(c):
   c.wandb.enabled = False
 
 
-VARIANTS = {"nodmse": _nodmse, "noadvreg": _noadvreg, "nonsat": _nonsat, "joint_bn": _joint_bn, "demo": _demo,
+VARIANTS = {"full": _full, "nodmse": _nodmse, "noadvreg": _noadvreg, "nonsat": _nonsat, "joint_bn": _joint_bn, "demo": _demo,
             "tiny": _tiny}
+# The model variants of Table 1; a config naming none of them is `full`, and says so in config.variants.
+MODELS = ("full", "nodmse", "noadvreg")

@@ -90,7 +90,7 @@ def get_config(arg=None):
   e.ssim_window = "gaussian"  # not in the paper: Wang et al. 2004's ssim_index
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
-  return config_lib.apply_variants(c, arg, VARIANTS)
+  return config_lib.apply_variants(c, arg, VARIANTS, default="le_dr_ff", exclusive=MODELS)
 
 
 def _le_dr_ff(c):
@@ -155,3 +155,5 @@ def _nr(c):
 
 VARIANTS = {"le_dr_ff": _le_dr_ff, "le_dr": _le_dr, "le": _le, "unet": _unet, "dr_high": _dr_high,
             "hue_angle": _hue_angle, "nr": _nr, "demo": _demo, "tiny": _tiny}
+# The model variants of Table 2; a config naming none of them is `le_dr_ff`, and says so in config.variants.
+MODELS = ("le_dr_ff", "le_dr", "le", "unet")

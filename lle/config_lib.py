@@ -100,12 +100,33 @@ def tiny_run(c, data_name: str):
   c.data.read_threads = 1
 
 
-def apply_variants(config, arg: str | None, variants: dict[str, Callable]):
-  """Applies the comma-separated variants named in `arg`, in order, e.g. 'demo,nodmse'."""
-  for name in filter(None, (arg or "").split(",")):
+# Variants that set a run's size rather than its method; `config.scale` names the one applied ("full":
+# none, the paper's sizes). Tables never put runs of different scales in one cell (lle.report).
+SCALES = ("demo", "tiny")
+
+
+def apply_variants(config, arg: str | None, variants: dict[str, Callable], *, default: str | None = None,
+                   exclusive: tuple = ()):
+  """Applies the comma-separated variants named in `arg`, in order, e.g. 'demo,nodmse', and records them:
+  `config.variants` (the names, with `default` first when `arg` names none of the `exclusive` model
+  variants, so that a run of the default model says so) and `config.scale` ("demo", "tiny" or "full").
+  Both land in results.json; `lle.report` selects table columns on them."""
+  names = [n for n in (arg or "").split(",") if n]
+  for name in names:
     if name not in variants:
       raise ValueError(f"unknown config variant {name!r}; expected one of {sorted(variants)}")
+  models = [n for n in names if n in exclusive]
+  if len(models) > 1:
+    raise ValueError(f"config variants {models} each choose the model; name at most one of {list(exclusive)}")
+  if default is not None and not models:
+    names = [default] + names
+  scales = [n for n in names if n in SCALES]
+  if len(scales) > 1:
+    raise ValueError(f"config variants {scales} each set the run's size; name at most one")
+  for name in names:
     variants[name](config)
+  config.variants = tuple(names)
+  config.scale = scales[0] if scales else "full"
   return config
 
 

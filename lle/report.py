@@ -8,14 +8,34 @@ bars). Cells are mean +- sample standard deviation over the runs in the cell (se
 a column without runs is shown as `missing`, never as a number. Published values from a reference file
 are shown in separate rows labelled `paper`.
 
+Tags. Columns select runs on explicit tags that every config writes (`lle.config_lib.apply_variants`):
+`variants`, the config variants a run was made with (`("paper", "fivek")`; a method's default model
+variant is named even when the command line names none: `configs/iqe.py` gives `("code",)`), and
+`scale`, "full", "demo" or "tiny". A sweep table's columns may also select on the hyperparameter the sweep
+varies (itmn_table2's alpha / lambda), inside a table that selects its model by tag. To give a run a
+column of its own, run it with a variant that names it (a `release` variant for released weights, say)
+and select `{"variants": {"has": "release"}}`.
+
+Data sets and scales never mix: the runs a table considers are split by data set (config data.name,
+eval_split and eval_limit) and scale; each group gets its own table, titled with them ("... on
+lle_demo/lowlight, demo scale"), written to `OUT/<table>.md` when there is one group and to
+`OUT/<table>--<data set>--<scale>.md` (and .tex, .csv, .png) for each group when there are several.
+Published values appear only beside runs on the paper's data at full scale (`paper_data`).
+
 A table spec (built in below, or JSON via --spec) is:
   {"title": str, "where": {key: cond},             # which runs the table considers
    "columns": [{"label": str, "where": {key: cond}}, ...],
    "metrics": [str, ...],                           # rows, from results["model"]
+   "paper_data": [data.name, ...],                  # where the reference rows belong (none: never shown)
+   "baseline_columns": {baseline: label} | absent,  # see below
    "figure": {"kind": "heatmap", "x": key, "y": key, "metric": str} | {"kind": "bars"}}
-with `key` a dotted config path and `cond` a value (equal, floats to 1e-9 relative) or {"ne": value}. A
-column may add "system": "<baseline>" to take a baseline's scores from the runs it matches (results
-["baselines"][name]) instead of the model's.
+with `key` a dotted config path (or `variants` / `scale`) and `cond` a value (equal, floats to 1e-9
+relative), {"ne": value}, {"has": value} (a list field holds it) or {"lacks": [values]} (holds none of
+them). A column may add "system": "<baseline>" to take a baseline's scores from the runs it matches
+(results["baselines"][name]) instead of the model's, or "paper_only": true for a method lle does not run
+(its cells stay `missing`; the reference rows fill it). With "baseline_columns", every baseline found in
+the considered runs' results["baselines"] gets a column: the label it maps to (a paper column of the same
+method) or its own name.
 """
 import csv
 import io
@@ -27,24 +47,28 @@ import sys
 import numpy as np
 from absl import app, flags
 
+_FULL = {"scale": "full"}
+
 TABLES = {
     "itmn_table2": {
         "title": "iTMN Table 2: alpha / lambda (Ning et al. 2018, sec. 4.2)",
-        "where": {"method": "itmn", "loss.adversarial": True},
+        "where": {"method": "itmn", "variants": {"has": "full"}},
         "columns": [{"label": f"{a}/{l}", "where": {"loss.alpha": float(a), "loss.lam": float(l)}}
                     for a, l in (("1e3", "1e4"), ("1e5", "1e4"), ("1e7", "1e4"), ("1e5", "1e2"), ("1e5", "1e6"))],
         "metrics": ["hdrvdp2_q", "mpsnr", "ssim", "psnr"],
+        "paper_data": ["hdr/reinhard"],
         "figure": {"kind": "heatmap", "x": "loss.lam", "y": "loss.alpha", "metric": "mpsnr"},
     },
     "itmn_table1": {
         "title": "iTMN Table 1: ablations (Ning et al. 2018, sec. 4.1)",
         "where": {"method": "itmn"},
         "columns": [
-            {"label": "iTMN", "where": {"loss.adversarial": True, "loss.alpha": {"ne": 0.0}}},
-            {"label": "NoDMSE", "where": {"loss.adversarial": True, "loss.alpha": 0.0}},
-            {"label": "NoAdvReg", "where": {"loss.adversarial": False, "loss.alpha": {"ne": 0.0}}},
+            {"label": "iTMN", "where": {"variants": {"has": "full"}}},
+            {"label": "NoDMSE", "where": {"variants": {"has": "nodmse"}}},
+            {"label": "NoAdvReg", "where": {"variants": {"has": "noadvreg"}}},
         ],
         "metrics": ["hdrvdp2_q", "mpsnr", "ssim", "psnr"],
+        "paper_data": ["hdr/reinhard"],
         "figure": {"kind": "bars"},
     },
     "tmgan_table1": {
@@ -58,34 +82,62 @@ TABLES = {
             {"label": "identity", "where": {"method": "tmgan"}, "system": "identity"},
         ],
         "metrics": ["psnr", "mse_8bit", "fsitm"],
+        "paper_data": ["mit_fivek/expert_c_montulet"],
+        "figure": {"kind": "bars"},
+    },
+    "neid_table1": {
+        "title": "NEID Table 1: LOL (Jiang et al. 2021, sec. 3.2)",
+        "where": {"method": {"in": ["neid", "gladnet"]}, "data.name": "lol/v1"},
+        "columns": [
+            {"label": "BIMEF", "paper_only": True},
+            {"label": "CRM", "paper_only": True},
+            {"label": "Dong", "paper_only": True},
+            {"label": "LIME", "paper_only": True},
+            {"label": "MF", "paper_only": True},
+            {"label": "Retinex-Net", "paper_only": True},
+            {"label": "MSR", "paper_only": True},
+            {"label": "NPE", "paper_only": True},
+            {"label": "GLAD", "where": {"method": "gladnet", "variants": {"has": "code"}}},
+            {"label": "KinD", "paper_only": True},
+            {"label": "Ours", "where": {"method": "neid", "variants": {"has": "le_dr_ff"}}},
+        ],
+        # Training-free baselines that lle computes land in the paper's column of the same method.
+        "baseline_columns": {"bimef": "BIMEF", "msr": "MSR", "lime": "LIME", "npe": "NPE", "dong": "Dong",
+                             "mf": "MF", "crm": "CRM"},
+        "metrics": ["psnr", "ssim"],
+        "paper_data": ["lol/v1"],
         "figure": {"kind": "bars"},
     },
     "neid_table2": {
         "title": "NEID Table 2: ablations (Jiang et al. 2021, sec. 3.4)",
         "where": {"method": "neid"},
         "columns": [
-            {"label": "U-net", "where": {"model.upsample": False}},
-            {"label": "LE", "where": {"model.upsample": True, "model.detail_refinement": False}},
-            {"label": "LE + DR", "where": {"model.detail_refinement": True, "model.feature_fusing": False}},
-            {"label": "LE + DR + FF", "where": {"model.detail_refinement": True, "model.feature_fusing": True}},
+            {"label": "U-net", "where": {"variants": {"has": "unet"}}},
+            {"label": "LE", "where": {"variants": {"has": "le"}}},
+            {"label": "LE + DR", "where": {"variants": {"has": "le_dr"}}},
+            {"label": "LE + DR + FF", "where": {"variants": {"has": "le_dr_ff"}}},
         ],
         "metrics": ["psnr", "ssim"],
+        "paper_data": ["lol/v1"],
         "figure": {"kind": "bars"},
     },
     "iqe_table1": {
         "title": "IQE Table 1: PSNR / SSIM (Adlakha et al. 2021, \"Result and Discussion\")",
         "where": {"method": "iqe"},
         "columns": [
-            {"label": "Our Work", "where": {"generator.norm": "batch"}},
-            {"label": "DPED code", "where": {"generator.norm": "instance", "num_train_steps": {"ne": 0}}},
-            {"label": "DPED release", "where": {"generator.norm": "instance", "num_train_steps": 0}},
-            {"label": "CURL", "where": {"method": "curl"}},
-            {"label": "DPE", "where": {"method": "dpe"}},
-            {"label": "HDRNet", "where": {"method": "hdrnet"}},
-            {"label": "Distort-and-recover", "where": {"method": "distort_and_recover"}},
-            {"label": "White-Box", "where": {"method": "white_box"}},
+            {"label": "Our Work", "where": {"variants": {"has": "paper"}}},
+            {"label": "Our Work (batch norm)", "where": {"variants": {"has": "paper_bn"}}},
+            {"label": "DPED code", "where": {"variants": {"has": "code"}}},
+            {"label": "DPED release", "where": {"variants": {"has": "release"}}},
+            {"label": "CURL", "paper_only": True},
+            {"label": "DPE", "paper_only": True},
+            {"label": "HDRNet", "paper_only": True},
+            {"label": "Distort-and-recover", "paper_only": True},
+            {"label": "White-Box", "paper_only": True},
         ],
-        "metrics": ["psnr", "ssim"],
+        "metrics": ["psnr", "ssim", "ms_ssim_dped"],
+        # Where the paper's rows belong: its two data sets; Table 1's other rows are FiveK scores.
+        "paper_data": ["mit_fivek/expert_c", "s7/short_jpg"],
         "figure": {"kind": "bars"},
     },
 }
@@ -109,15 +161,36 @@ def _equal(value, target) -> bool:
   return value == target
 
 
+def _holds(value, cond) -> bool:
+  if isinstance(cond, dict):
+    if "ne" in cond:
+      return value is not None and not _equal(value, cond["ne"])
+    if "has" in cond:
+      return isinstance(value, (list, tuple)) and any(_equal(v, cond["has"]) for v in value)
+    if "lacks" in cond:
+      return isinstance(value, (list, tuple)) and not any(_equal(v, c) for v in value for c in cond["lacks"])
+    if "in" in cond:
+      return value is not None and any(_equal(value, c) for c in cond["in"])
+    raise ValueError(f"unknown condition {cond!r}; expected a value or one of ne / has / lacks / in")
+  return value is not None and _equal(value, cond)
+
+
 def matches(config: dict, where: dict) -> bool:
-  for key, cond in where.items():
-    value = get_path(config, key)
-    if isinstance(cond, dict) and "ne" in cond:
-      if value is None or _equal(value, cond["ne"]):
-        return False
-    elif value is None or not _equal(value, cond):
-      return False
-  return True
+  return all(_holds(get_path(config, key), cond) for key, cond in where.items())
+
+
+def group_key(run: dict) -> tuple:
+  """(data set, eval split, eval limit, scale) of a run: what a cell must never mix."""
+  c = run["config"]
+  return (get_path(c, "data.name"), get_path(c, "data.eval_split"), get_path(c, "data.eval_limit"),
+          get_path(c, "scale") or "unknown")
+
+
+def describe(key: tuple) -> str:
+  """"lle_demo/lowlight, demo scale" (with the split when it is not `test`, and any image limit)."""
+  name, split, limit, scale = key
+  where = f"{name}" + ("" if split in (None, "test") else f" ({split})") + (f", first {limit} images" if limit else "")
+  return f"{where}, {scale} scale"
 
 
 def load_runs(root: str) -> list[dict]:
@@ -138,18 +211,55 @@ def cell_stats(values: list[float]) -> dict:
   return {"n": len(values), "mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
 
 
+def _columns(spec: dict, considered: list[dict]) -> list[dict]:
+  """The spec's columns, plus one per baseline found in the runs when it asks for `baseline_columns`."""
+  columns = [dict(c) for c in spec["columns"]]
+  mapping = spec.get("baseline_columns")
+  if mapping is None:
+    return columns
+  found = sorted({name for r in considered for name in r.get("baselines", {})})
+  labels = [c["label"] for c in columns]
+  for name in found:
+    label = mapping.get(name, name)
+    column = {"label": label, "where": {}, "system": name}
+    if label in labels:  # a paper column of the same method: lle's scores fill it
+      columns[labels.index(label)] = column
+    else:
+      columns.append(column)
+      labels.append(label)
+  return columns
+
+
 def build_table(spec: dict, runs: list[dict]) -> dict:
-  """{"columns": [label], "metrics": [m], "cells": {label: {metric: stats}}, "runs": {label: [dirs]}}"""
+  """One table over runs of a single data set and scale (see `build_tables`):
+  {"columns": [label], "metrics": [m], "cells": {label: {metric: stats}}, "runs": {label: [dirs]}}"""
   considered = [r for r in runs if matches(r["config"], spec.get("where", {}))]
+  keys = {group_key(r) for r in considered}
+  if len(keys) > 1:
+    raise ValueError(f"{spec['title']}: runs of several data sets / scales {sorted(map(str, keys))} would share "
+                     "cells; use build_tables")
   cells, members = {}, {}
-  for column in spec["columns"]:
-    chosen = [r for r in considered if matches(r["config"], column["where"])]
+  columns = _columns(spec, considered)
+  for column in columns:
+    chosen = [] if column.get("paper_only") else [r for r in considered if matches(r["config"], column["where"])]
     members[column["label"]] = [r["dir"] for r in chosen]
     scores = [r.get("baselines", {}).get(column["system"], {}) if "system" in column else r.get("model", {})
               for r in chosen]
     cells[column["label"]] = {m: cell_stats([s[m] for s in scores if m in s]) for m in spec["metrics"]}
-  return {"title": spec["title"], "columns": [c["label"] for c in spec["columns"]], "metrics": spec["metrics"],
-          "cells": cells, "runs": members, "considered": considered}
+  key = next(iter(keys)) if keys else None
+  title = spec["title"] if key is None else f"{spec['title']} on {describe(key)}"
+  return {"title": title, "columns": [c["label"] for c in columns], "metrics": spec["metrics"],
+          "cells": cells, "runs": members, "considered": considered, "group": key,
+          "paper_data": key is not None and key[0] in spec.get("paper_data", ()) and key[3] == "full"}
+
+
+def build_tables(spec: dict, runs: list[dict]) -> list[dict]:
+  """One table per data set and scale among the runs the spec considers, in a stable order."""
+  considered = [r for r in runs if matches(r["config"], spec.get("where", {}))]
+  groups = {}
+  for r in considered:
+    groups.setdefault(group_key(r), []).append(r)
+  return [build_table(spec, groups[k]) for k in sorted(groups, key=str)]
 
 
 def _fmt(stats: dict, digits: int = 4) -> str:
@@ -161,6 +271,8 @@ def _fmt(stats: dict, digits: int = 4) -> str:
 
 
 def rows(table: dict, reference: dict | None) -> list[list[str]]:
+  """Our rows, then the published values when the table's runs are on the paper's data at full scale."""
+  reference = reference if table.get("paper_data") else None
   out = [["metric"] + table["columns"]]
   for m in table["metrics"]:
     out.append([m] + [_fmt(table["cells"][c][m]) for c in table["columns"]])
@@ -190,6 +302,7 @@ def to_latex(table: dict, reference: dict | None) -> str:
 
 
 def to_csv(table: dict, reference: dict | None) -> str:
+  reference = reference if table.get("paper_data") else None
   buf = io.StringIO()
   writer = csv.writer(buf)
   writer.writerow(["column", "metric", "mean", "std", "n", "source"])
@@ -256,15 +369,25 @@ def figure(table: dict, spec: dict, path: str):
   plt.close(fig)
 
 
+def _slug(key: tuple) -> str:
+  text = "--".join(str(part) for part in (key[0], key[1], key[2], key[3]) if part not in (None, "test"))
+  return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
 def write_table(name: str, spec: dict, runs: list[dict], out_dir: str, reference: dict | None) -> str:
-  table = build_table(spec, runs)
+  """Writes one table per data set and scale (see the module docstring); returns their markdown."""
+  tables = build_tables(spec, runs) or [build_table(spec, [])]
   os.makedirs(out_dir, exist_ok=True)
-  markdown = to_markdown(table, reference)
-  for ext, text in (("md", markdown), ("tex", to_latex(table, reference)), ("csv", to_csv(table, reference))):
-    with open(os.path.join(out_dir, f"{name}.{ext}"), "w") as f:
-      f.write(text)
-  figure(table, spec, os.path.join(out_dir, f"{name}.png"))
-  return markdown
+  texts = []
+  for table in tables:
+    stem = name if len(tables) == 1 else f"{name}--{_slug(table['group'])}"
+    markdown = to_markdown(table, reference)
+    for ext, text in (("md", markdown), ("tex", to_latex(table, reference)), ("csv", to_csv(table, reference))):
+      with open(os.path.join(out_dir, f"{stem}.{ext}"), "w") as f:
+        f.write(text)
+    figure(table, spec, os.path.join(out_dir, f"{stem}.png"))
+    texts.append(markdown)
+  return "\n".join(texts)
 
 
 FLAGS = flags.FLAGS

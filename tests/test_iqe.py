@@ -265,19 +265,3 @@ def test_tiny_run_through_the_trainer(tmp_path):
   assert saved["step"] == config.num_train_steps == results["step"]
   assert set(saved["model"]) == {"psnr", "ssim"} and set(saved["baselines"]) == {"identity"}
   assert np.isfinite(saved["model"]["psnr"])
-
-
-def test_table1_puts_runs_in_columns_beside_the_paper_values():
-  from lle import report
-  reference = json.load(open("sweeps/paper_values.json"))["iqe_table1"]
-  reference = {k: v for k, v in reference.items() if not k.startswith("_")}
-  runs = [{"dir": f"r{i}", "config": load_config(spec).to_dict(), "model": {"psnr": p, "ssim": s}}
-          for i, (spec, p, s) in enumerate((("configs/iqe.py:paper", 22.0, 0.90), ("configs/iqe.py:paper", 24.0, 0.92),
-                                            ("configs/iqe.py", 21.5, 0.88), ("configs/iqe.py:release", 20.0, 0.8)))]
-  table = report.build_table(report.TABLES["iqe_table1"], runs)
-  assert table["cells"]["Our Work"]["psnr"] == {"n": 2, "mean": 23.0, "std": pytest.approx(np.sqrt(2))}
-  assert table["cells"]["DPED code"]["psnr"]["mean"] == 21.5 and table["cells"]["DPED release"]["ssim"]["n"] == 1
-  assert table["cells"]["CURL"]["psnr"]["n"] == 0
-  markdown = report.to_markdown(table, reference)
-  assert "| paper: psnr | 23.04 | — | — | 24.2 | 22.15 | 21.96 | 20.97 | 18.57 |" in markdown
-  assert "| psnr | 23 ± 1.4 (n=2) | 21.5 (n=1) | 20 (n=1) | missing |" in markdown
