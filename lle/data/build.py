@@ -10,6 +10,7 @@
   python -m lle.data.build hdr/reinhard --manual_dir=~/hdr_images [--size=512] [--peak_nits=1000]
   python -m lle.data.build lowlight_nr/lime --manual_dir=~/downloads/LIME   # also dicm, npe, mef
   python -m lle.data.build dped/iphone --manual_dir=~/downloads/dped      # also blackberry, sony, <phone>_full
+  python -m lle.data.build s7 --manual_dir=~/downloads/S7-ISP-Dataset    # s7/short_raw: DNG inputs (rawpy)
 
 The data set lands in `--data_dir` (default `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`) and reads back
 with `tfds.data_source('lol/v1', split='train', data_dir=...)` (after `import lle.data.lol`). TFDS writes
@@ -26,7 +27,7 @@ import tensorflow_datasets as tfds
 
 from lle.data import errors
 
-DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr", "dped")
+DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr", "dped", "s7")
 _HDR_FIELDS = ("size", "scaling", "peak_nits", "diffuse_white_nits", "nits_per_unit", "test_fraction", "seed")
 
 
@@ -38,6 +39,7 @@ def register() -> None:
   import lle.data.lol  # noqa: F401
   import lle.data.lowlight_nr  # noqa: F401
   import lle.data.mit_fivek  # noqa: F401
+  import lle.data.s7  # noqa: F401
 
 
 def _config(name: str, split_file=None, hdr_overrides=None):
