@@ -10,6 +10,7 @@ import pytest
 
 from lle import losses, methods, train, weights
 from lle.methods import iqe
+from lle.nn import vgg as vgg_lib
 from tests.conftest import load_config
 
 
@@ -27,7 +28,7 @@ def _dped_generator_layers():
   return convs, [64] * 8
 
 
-@pytest.mark.parametrize("variant", ["code", "paper"])
+@pytest.mark.parametrize("variant", ["code", "paper", "paper_bn"])
 def test_generator_parameter_count_from_the_layer_list(variant):
   convs, norms = _dped_generator_layers()
   expected = sum(_conv(*c) for c in convs) + sum(2 * n for n in norms)  # scale + shift (or BN scale + bias)
@@ -37,7 +38,7 @@ def test_generator_parameter_count_from_the_layer_list(variant):
   assert _count(variables["params"]) == expected
   assert len(variables["params"]) == 12 + 8
   # Batch norm also keeps running mean and variance (not trained): 2 x 64 per norm.
-  assert _count(variables.get("batch_stats", {})) == (2 * 64 * 8 if variant == "paper" else 0)
+  assert _count(variables.get("batch_stats", {})) == (2 * 64 * 8 if variant == "paper_bn" else 0)
 
 
 def test_discriminator_flattens_128x7x7_at_100x100_and_counts_its_parameters():
@@ -158,13 +159,19 @@ def test_texture_forms():
 
 
 def test_variants_differ_as_documented():
-  code, paper = load_config("configs/iqe.py"), load_config("configs/iqe.py:paper")
+  code, paper, paper_bn = (load_config(f"configs/iqe.py{v}") for v in ("", ":paper", ":paper_bn"))
   weights_of = lambda c: (c.loss.content_weight, c.loss.texture_weight, c.loss.color_weight, c.loss.tv_weight)
-  assert weights_of(code) == (10.0, 1.0, 0.5, 2000.0) and weights_of(paper) == (1.0, 0.4, 0.1, 400.0)
-  assert (code.generator.norm, paper.generator.norm) == ("instance", "batch")
+  assert weights_of(code) == (10.0, 1.0, 0.5, 2000.0) and weights_of(paper) == weights_of(paper_bn) == (1.0, 0.4, 0.1, 400.0)
+  # The IQE code's "BatchNormalization" is a per-image norm; paper_bn reads the word literally.
+  assert (code.generator.norm, paper.generator.norm, paper.discriminator.norm) == ("instance",) * 3
+  assert (paper_bn.generator.norm, paper_bn.discriminator.norm) == ("batch", "batch")
+  assert (code.generator.kernel_init, paper.generator.kernel_init, paper.discriminator.bias_init) == (
+      "truncated_normal_0.01", "normal_0.01", 0.01)
   for c in (code, paper):
     assert (c.batch_size, c.data.crop_size, c.num_train_steps, c.optimizer.learning_rate) == (50, 100, 20_000, 5e-4)
+  assert (code.eval.psnr_pooling, code.eval.clip, paper.eval.psnr_pooling, paper.eval.clip) == ("batch", False, "image", True)
   assert load_config("configs/iqe.py:fivek").data.name == "mit_fivek/expert_c"
+  assert load_config("configs/iqe.py:s7").data.name == "s7/short_jpg"
   assert load_config("configs/iqe.py:demo").loss.content_weight == 0
 
 
@@ -191,10 +198,11 @@ def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
   config = load_config("configs/iqe.py:tiny")
   with config.unlocked():
     config.loss.content_weight = 10.0
+    config.data.crop_size = 36  # as the hand computation below: one compiled step for both tests
   method = methods.get(config)
   state = method.init(jax.random.key(0))
   assert "vgg" in state and _count(state["vgg"]) == _count(arrays)
-  batch = {"input": jnp.full((2, 32, 32, 3), 0.1), "target": jnp.full((2, 32, 32, 3), 0.6)}
+  batch = {"input": jnp.full((2, 36, 36, 3), 0.1), "target": jnp.full((2, 36, 36, 3), 0.6)}
   new_state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
   assert float(metrics["content"]) > 0
   np.testing.assert_array_equal(np.asarray(new_state["vgg"]["conv5_4"]["kernel"]), arrays["conv5_4/kernel"])
@@ -265,3 +273,231 @@ def test_tiny_run_through_the_trainer(tmp_path):
   assert saved["step"] == config.num_train_steps == results["step"]
   assert set(saved["model"]) == {"psnr", "ssim"} and set(saved["baselines"]) == {"identity"}
   assert np.isfinite(saved["model"]["psnr"])
+
+
+# --- plain transcriptions of DPED's models.py / train_model.py (lax and numpy, none of lle's layers) -----
+
+def _tf_conv(x, kernel, bias, stride=1):
+  """tf.nn.conv2d(x, W, [1, s, s, 1], padding='SAME') + b."""
+  y = jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                   precision=jax.lax.Precision.HIGHEST)
+  return y + bias
+
+
+def _moments_norm(x, p, axes, eps=1e-3):
+  """DPED `_instance_norm` (axes [1, 2]) / a batch norm's training statistics (axes [0, 1, 2])."""
+  mu = jnp.mean(x, axis=axes, keepdims=True)
+  var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+  return p["scale"] * (x - mu) / (var + eps) ** 0.5 + p.get("shift", p.get("bias"))
+
+
+def _plain_generator(params, x, norm=lambda x, p: _moments_norm(x, p, (1, 2))):
+  """models.py `resnet`: W1 + ReLU, residual blocks (conv -> norm -> ReLU, twice, + skip), W10, W11 + ReLU,
+  W12 -> tanh * 0.58 + 0.5."""
+  conv = lambda h, i: _tf_conv(h, params[f"W{i}"]["kernel"], params[f"W{i}"]["bias"])
+  h = jax.nn.relu(conv(x, 1))
+  i = 2
+  while f"norm{i}" in params:
+    skip = h
+    h = jax.nn.relu(norm(conv(h, i), params[f"norm{i}"]))
+    h = jax.nn.relu(norm(conv(h, i + 1), params[f"norm{i + 1}"])) + skip
+    i += 2
+  h = jax.nn.relu(conv(jax.nn.relu(conv(h, i)), i + 1))
+  return jnp.tanh(conv(h, i + 2)) * 0.58 + 0.5
+
+
+def _plain_discriminator(params, x, strides=(4, 2, 1, 1, 2)):
+  """models.py `adversarial`: conv -> leaky_relu(0.2) (-> `_instance_norm` after conv 2-5), flatten, FC
+  + leaky_relu, FC; softmax gives DPED's discrim_predictions."""
+  leaky = lambda v: jnp.maximum(0.2 * v, v)
+  for i, s in enumerate(strides, start=1):
+    x = leaky(_tf_conv(x, params[f"conv{i}"]["kernel"], params[f"conv{i}"]["bias"], s))
+    if i > 1:
+      x = _moments_norm(x, params[f"norm{i}"], (1, 2))
+  x = x.reshape(x.shape[0], -1)
+  x = leaky(jnp.dot(x, params["fc"]["kernel"], precision="highest") + params["fc"]["bias"])
+  return jnp.dot(x, params["out"]["kernel"], precision="highest") + params["out"]["bias"]
+
+
+def _perturbed(params, seed):
+  """Every parameter drawn away from its initial value (norm scales around 1, shifts around 0, biases
+  non-zero), so that a wrong order or a dropped scale / shift shows."""
+  rng = np.random.default_rng(seed)
+  leaves, tree = jax.tree.flatten(params)
+  out = []
+  for leaf in leaves:
+    if leaf.ndim == 1:
+      out.append(jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape) if rng.random() < 0.5 else rng.normal(0, 0.3, leaf.shape),
+                             jnp.float32))
+    else:
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      out.append(jnp.asarray(rng.normal(0, 1.5 / np.sqrt(fan_in), leaf.shape), jnp.float32))
+  return jax.tree.unflatten(tree, out)
+
+
+def _small(config):
+  with config.unlocked():
+    config.data.crop_size = 100  # the discriminator's flatten size follows from its input's
+    config.generator.features, config.generator.num_blocks = 6, 2
+    config.discriminator.conv_features, config.discriminator.fc_features = (5, 6, 7, 7, 6), 9
+  return config
+
+
+def test_discriminator_forward_is_dpeds_with_non_trivial_norm_parameters():
+  config = _small(load_config("configs/iqe.py"))
+  module = iqe.discriminator(config)
+  x = jnp.asarray(np.random.default_rng(0).random((3, 100, 100, 1)), jnp.float32)
+  params = _perturbed(module.init(jax.random.key(0), x)["params"], seed=1)
+  assert float(jnp.std(params["norm3"]["scale"])) > 0.1 and float(jnp.std(params["norm3"]["shift"])) > 0.05
+  got = module.apply({"params": params}, x)
+  want = _plain_discriminator(params, x)
+  assert got.shape == (3, 2) and float(jnp.std(want)) > 1e-2
+  np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+  # The norms matter here: with scale 1 and shift 0 everywhere the logits differ.
+  plain = {**params, **{k: {"scale": jnp.ones_like(v["scale"]), "shift": jnp.zeros_like(v["shift"])}
+                        for k, v in params.items() if k.startswith("norm")}}
+  assert float(jnp.max(jnp.abs(_plain_discriminator(plain, x) - want))) > 1e-2
+
+
+@pytest.mark.parametrize("variant", ["paper", "paper_bn"])
+def test_paper_generator_forward_in_training_and_evaluation_mode(variant):
+  """`paper`: the IQE code's per-image "BatchNormalization", the same in both modes. `paper_bn`: batch
+  statistics in training, the running averages (at initialisation mean 0, variance 1) in evaluation."""
+  config = _small(load_config(f"configs/iqe.py:{variant}"))
+  module = iqe.generator(config)
+  x = jnp.asarray(np.random.default_rng(2).random((2, 20, 24, 3)), jnp.float32)
+  variables = module.init(jax.random.key(0), x)
+  params = _perturbed(variables["params"], seed=3)
+  stats = variables.get("batch_stats", {})
+  train, updates = module.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+  evaluation = module.apply({"params": params, "batch_stats": stats}, x, train=False)
+  if variant == "paper":
+    want = _plain_generator(params, x)
+    np.testing.assert_allclose(train, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(evaluation, want, rtol=1e-4, atol=1e-5)
+    assert not updates.get("batch_stats")
+  else:
+    np.testing.assert_allclose(train, _plain_generator(params, x, lambda v, p: _moments_norm(v, p, (0, 1, 2))),
+                               rtol=1e-4, atol=1e-5)
+    running = lambda v, p: p["scale"] * v / (1.0 + 1e-3) ** 0.5 + p["bias"]
+    np.testing.assert_allclose(evaluation, _plain_generator(params, x, running), rtol=1e-4, atol=1e-5)
+    assert float(jnp.max(jnp.abs(train - evaluation))) > 1e-3
+    mean = updates["batch_stats"]["norm2"]["mean"]
+    assert float(jnp.max(jnp.abs(mean))) > 0  # momentum 0.99: 1 % of the first batch's mean
+  assert float(jnp.std(train)) > 1e-3
+
+
+def _np_blur(images, kernel):
+  """tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], 'SAME') per channel, in numpy float64."""
+  k = kernel.shape[0]
+  lo = (k - 1) // 2
+  padded = np.pad(images, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+  out = np.zeros_like(images)
+  h, w = images.shape[1:3]
+  for a in range(k):
+    for b in range(k):
+      out += kernel[a, b] * padded[:, a:a + h, b:b + w]
+  return out
+
+
+def _np_softmax(logits):
+  e = np.exp(logits - logits.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def test_one_train_step_is_train_model_py_lines_55_to_99():
+  """The generator step's metrics against train_model.py's graph (adv_ = 0: the texture term is
+  -loss_discrim = sum log P(enhanced)), and the discriminator step's against the same graph fed the swaps,
+  with the generator as updated by its step; the batch is the same for both steps (lle's reading). The
+  tiny config's sizes (its step is compiled once for this and the training test)."""
+  config = load_config("configs/iqe.py:tiny")
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  state["gen"] = state["gen"].replace(params=_perturbed(state["gen"].params, seed=4))
+  state["disc"] = state["disc"].replace(params=_perturbed(state["disc"].params, seed=5))
+  rng = np.random.default_rng(6)
+  phone = rng.random((2, 32, 32, 3)).astype(np.float32) * 0.4
+  dslr = np.clip(phone * 2.2 + rng.normal(0, 0.02, phone.shape), 0, 1).astype(np.float32)
+  key = jax.random.key(13)
+  swaps = np.asarray(jax.random.bernoulli(key, 0.5, (2,)), np.float64)  # lle's draw, as the step makes it
+  assert swaps.tolist() in ([0.0, 1.0], [1.0, 0.0])  # the enhanced image and the DSLR photo both reach D
+  new_state, metrics = jax.jit(method.train_step)(state, {"input": jnp.asarray(phone), "target": jnp.asarray(dslr)}, key)
+
+  grey = lambda x: np.sum(x * np.array([0.2989, 0.5870, 0.1140]), axis=-1, keepdims=True)
+  d_params = state["disc"].params
+  # Generator step: enhanced = resnet(phone), adv_ = zeros.
+  enhanced = np.asarray(_plain_generator(state["gen"].params, jnp.asarray(phone)), np.float64)
+  probs = np.clip(_np_softmax(np.asarray(_plain_discriminator(d_params, jnp.asarray(grey(enhanced), jnp.float32)),
+                                         np.float64)), 1e-10, 1.0)
+  loss_texture = np.sum(np.log(probs[:, 1]))  # -(-sum([0, 1] . log p))
+  kernel = np.asarray(losses.color_kernel("dped"), np.float64)
+  loss_color = np.sum((_np_blur(dslr.astype(np.float64), kernel) - _np_blur(enhanced, kernel)) ** 2) / (2 * 2)
+  y_tv = np.sum((enhanced[:, 1:] - enhanced[:, :-1]) ** 2) / 2
+  x_tv = np.sum((enhanced[:, :, 1:] - enhanced[:, :, :-1]) ** 2) / 2
+  loss_tv = 2 * (x_tv / (32 * 31 * 3) + y_tv / (31 * 32 * 3)) / 2  # _tensor_size: per image
+  lc = config.loss
+  loss_generator = lc.texture_weight * loss_texture + lc.color_weight * loss_color + lc.tv_weight * loss_tv
+  for name, want in (("texture", loss_texture), ("color", loss_color), ("tv", loss_tv), ("g_loss", loss_generator)):
+    assert float(metrics[name]) == pytest.approx(want, rel=2e-4, abs=1e-5), name
+  # Discriminator step: adversarial_ = enhanced_gray (1 - adv_) + dslr_gray adv_, targets [adv_, 1 - adv_].
+  enhanced = np.asarray(_plain_generator(new_state["gen"].params, jnp.asarray(phone)), np.float64)
+  s = swaps[:, None, None, None]
+  d_in = grey(enhanced) * (1 - s) + grey(dslr.astype(np.float64)) * s
+  probs = _np_softmax(np.asarray(_plain_discriminator(d_params, jnp.asarray(d_in, jnp.float32)), np.float64))
+  target = np.stack([swaps, 1 - swaps], axis=1)
+  loss_discrim = -np.sum(target * np.log(np.clip(probs, 1e-10, 1.0)))
+  accuracy = np.mean(np.argmax(probs, 1) == np.argmax(target, 1))
+  assert float(metrics["d_loss"]) == pytest.approx(loss_discrim, rel=2e-4)
+  assert float(metrics["d_accuracy"]) == accuracy
+
+
+@pytest.mark.slow  # a VGG-19 train step to compile (shared with test_content_loss_uses_the_converted_vgg)
+def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_hand(tmp_path, monkeypatch):
+  """VGG-19 weights that pass channels 0-2 straight through every layer (centre tap 1, nothing else), so
+  relu5_4 = the 2x2 max, pooled four times with SAME padding, of relu(255 x - ImageNet mean). The
+  generator's last layer is set to give exactly 0.6 everywhere; the target (36 x 36: relu5_4 is 3 x 3) is 0.5
+  with one pixel of 1.0 at the corner (35, 35), which VALID pooling (9 -> 4) would drop."""
+  arrays = {}
+  for name, (k, b) in weights.expected_shapes(19).items():
+    kernel = np.zeros(k, np.float32)
+    for c in range(3):
+      kernel[k[0] // 2, k[1] // 2, c, c] = 1.0
+    arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = kernel, np.zeros(b, np.float32)
+  folder = tmp_path / "vgg19_matconvnet"
+  folder.mkdir()
+  np.savez(folder / "params.npz", **arrays)
+  meta = {"depth": 19, "params_sha256": weights._sha256(str(folder / "params.npz")),
+          "preprocess": {"bgr": False, "scale": 255.0, "mean": [123.68, 116.779, 103.939], "std": [1, 1, 1]}}
+  (folder / "meta.json").write_text(json.dumps(meta))
+  monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+  config = load_config("configs/iqe.py:tiny")
+  with config.unlocked():
+    config.loss.content_weight, config.data.crop_size = 10.0, 36
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  params = dict(state["gen"].params)
+  last = max((k for k in params if k.startswith("W")), key=lambda k: int(k[1:]))
+  params[last] = {"kernel": jnp.zeros_like(params[last]["kernel"]),
+                  "bias": jnp.full_like(params[last]["bias"], np.arctanh(0.1 / 0.58))}
+  state["gen"] = state["gen"].replace(params=params)
+  target = np.full((2, 36, 36, 3), 0.5, np.float32)
+  target[:, 35, 35] = 1.0
+  _, metrics = jax.jit(method.train_step)(state, {"input": jnp.zeros((2, 36, 36, 3)), "target": jnp.asarray(target)},
+                                          jax.random.key(1))
+  values = {"mse": float(metrics["content"])}
+  # By hand: 255 x 0.6 = 153 and 255 x 0.5 = 127.5 both exceed every channel's mean, so the features differ by
+  # 25.5 in channels 0-2 at 8 of the 3 x 3 positions, and by 153 - 255 = -102 at the corner's; channels 3-511
+  # are 0 for both. DPED: 2 l2_loss / (3 3 512 batch), the two images alike.
+  squared = 3 * (8 * 25.5 ** 2 + 102.0 ** 2)
+  assert values["mse"] == pytest.approx(squared / (3 * 3 * 512), rel=1e-5)
+  # The paper's ||d|| / (C H W) is DPED's value divided by ||d|| (at 100 x 100, C H W = 7 7 512 = 25,088,
+  # whose square root is 158.4: the configs/iqe.py note).
+  diff = np.zeros((2, 3, 3, 512), np.float32)
+  diff[:, :, :, :3] = 25.5
+  diff[:, 2, 2, :3] = -102.0
+  as_image = jnp.asarray(diff.transpose(0, 1, 3, 2))  # [2, 3, 512, 3]: `perceptual` takes RGB-shaped inputs
+  paper = float(losses.perceptual(as_image, jnp.zeros_like(as_image), features=lambda x: {"f": x.transpose(0, 1, 3, 2)},
+                                  layer="f", preprocess=lambda x: x, distance="l2_over_chw"))
+  assert paper == pytest.approx(np.sqrt(squared) / (3 * 3 * 512), rel=1e-5)
+  assert paper / values["mse"] == pytest.approx(1 / np.sqrt(squared), rel=1e-5)
+  assert np.sqrt(7 * 7 * 512) == pytest.approx(158.4, abs=0.05)
