@@ -16,10 +16,12 @@ varies (itmn_table2's alpha / lambda), inside a table that selects its model by 
 column of its own, run it with a variant that names it (a `release` variant for released weights, say)
 and select `{"variants": {"has": "release"}}`.
 
-Data sets and scales never mix: the runs a table considers are split by data set (config data.name,
-eval_split and eval_limit) and scale; each group gets its own table, titled with them ("... on
-lle_demo/lowlight, demo scale"), written to `OUT/<table>.md` when there is one group and to
-`OUT/<table>--<data set>--<scale>.md` (and .tex, .csv, .png) for each group when there are several.
+Data sets, scales and scorings never mix: the runs a table considers are split by data set (config
+data.name, eval_split and eval_limit), scale and scoring conventions (results.json "conventions" that
+differ from lle's defaults, e.g. DPED's psnr_pooling=batch); each group gets its own table, titled with
+them ("... on lle_demo/lowlight, demo scale"), written to `OUT/<table>.md` when there is one group and to
+`OUT/<table>--<data set>--<scale>[--<scoring>].md` (and .tex, .csv, .png) for each group when there are
+several.
 Published values appear only beside runs on the paper's data at full scale (`paper_data`).
 
 A table spec (built in below, or JSON via --spec) is:
@@ -179,18 +181,28 @@ def matches(config: dict, where: dict) -> bool:
   return all(_holds(get_path(config, key), cond) for key, cond in where.items())
 
 
+def _scoring(run: dict) -> tuple:
+  """The run's scoring conventions (results.json) that differ from lle's defaults, as sorted pairs."""
+  from lle.evaluate import CONVENTIONS
+  conventions = run.get("conventions") or {}
+  return tuple(sorted((k, v) for k, v in conventions.items()
+                      if k not in CONVENTIONS or v != CONVENTIONS[k][0]))
+
+
 def group_key(run: dict) -> tuple:
-  """(data set, eval split, eval limit, scale) of a run: what a cell must never mix."""
+  """(data set, eval split, eval limit, scale, scoring) of a run: what a cell must never mix."""
   c = run["config"]
   return (get_path(c, "data.name"), get_path(c, "data.eval_split"), get_path(c, "data.eval_limit"),
-          get_path(c, "scale") or "unknown")
+          get_path(c, "scale") or "unknown", _scoring(run))
 
 
 def describe(key: tuple) -> str:
-  """"lle_demo/lowlight, demo scale" (with the split when it is not `test`, and any image limit)."""
-  name, split, limit, scale = key
+  """"lle_demo/lowlight, demo scale" (with the split when it is not `test`, any image limit, and the
+  scoring conventions that are not lle's defaults)."""
+  name, split, limit, scale, scoring = key
   where = f"{name}" + ("" if split in (None, "test") else f" ({split})") + (f", first {limit} images" if limit else "")
-  return f"{where}, {scale} scale"
+  scored = f"; scored with {', '.join(f'{k}={v}' for k, v in scoring)}" if scoring else ""
+  return f"{where}, {scale} scale{scored}"
 
 
 def load_runs(root: str) -> list[dict]:
@@ -370,7 +382,8 @@ def figure(table: dict, spec: dict, path: str):
 
 
 def _slug(key: tuple) -> str:
-  text = "--".join(str(part) for part in (key[0], key[1], key[2], key[3]) if part not in (None, "test"))
+  scoring = "_".join(f"{k}-{v}" for k, v in key[4])
+  text = "--".join(str(part) for part in (key[0], key[1], key[2], key[3], scoring) if part not in (None, "test", ""))
   return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 

@@ -13,7 +13,7 @@ from tests.conftest import REPO, load_config
 RUN_FIELDS = ("seed", "num_train_steps", "batch_size", "eval_every_steps", "checkpoint_every_steps")
 CONFIGS = ("configs/itmn.py", "configs/gladnet.py", "configs/neid.py", "configs/tmgan.py", "configs/iqe.py")
 SIZE_VARIANTS = ("demo", "tiny")  # run sizes, not settings of the paper
-DEFAULT_VARIANTS = {"configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff", "configs/tmgan.py": "paper",
+DEFAULT_VARIANTS = {"configs/itmn.py": "full", "configs/gladnet.py": "code", "configs/neid.py": "le_dr_ff", "configs/tmgan.py": "paper",
                     "configs/iqe.py": "code"}
 EVAL_ONLY_VARIANTS = ("release",)  # imported weights, scored and used, not trained: 0 training steps  # name the default setting
 
@@ -38,9 +38,12 @@ def _flat(config):
   return out
 
 
+TAGS = ("variants", "scale")  # what apply_variants records of the names given, not settings
+
+
 def _changed(a, b):
   a, b = _flat(a), _flat(b)
-  return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+  return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in TAGS}
 
 
 SETTINGS = [(path, v) for path in CONFIGS for v in _variants(path) if v not in SIZE_VARIANTS]

@@ -190,3 +190,25 @@ def test_iqe_table1_splits_data_sets_and_scales_and_shows_the_paper_only_beside_
   assert "| psnr | 23 ± 1.4 (n=2) | missing | 21.5 (n=1) | missing | missing |" in markdown
   for other in (iphone, demo, tiny):
     assert "paper:" not in report.to_markdown(other, reference)
+
+
+def test_one_run_scored_two_ways_gives_two_tables(tmp_path):
+  """The iqe demo scored as DPED scores (batch pooling, unclipped) and as the paper reads (per image,
+  clipped): two tables, never one cell of n=2."""
+  config = load_config("configs/iqe.py:demo").to_dict()
+  dped = {"quantize_8bit": False, "quantize_rounding": "round", "color": "rgb", "ssim_window": "gaussian",
+          "psnr_pooling": "batch", "clip": False, "pooling_batch_size": 3}
+  paper = {**{k: v for k, v in dped.items() if k != "pooling_batch_size"}, "psnr_pooling": "image", "clip": True}
+  for name, conventions, psnr in (("batch", dped, 13.88), ("image", paper, 14.20)):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({"config": config, "model": {"psnr": psnr}, "conventions": conventions}))
+  runs = report.load_runs(str(tmp_path))
+  tables = report.build_tables(report.TABLES["iqe_table1"], runs)
+  assert sorted(t["cells"]["DPED code"]["psnr"]["mean"] for t in tables) == [13.88, 14.20]
+  titles = sorted(t["title"] for t in tables)
+  assert titles[0].endswith("on lle_demo/lowlight, demo scale")
+  assert titles[1].endswith("on lle_demo/lowlight, demo scale; scored with clip=False, pooling_batch_size=3, "
+                            "psnr_pooling=batch")
+  report.write_table("iqe_table1", report.TABLES["iqe_table1"], runs, str(tmp_path / "out"), None)
+  assert (tmp_path / "out" / "iqe_table1--lle_demo_lowlight--demo--clip-False_pooling_batch_size-3_psnr_pooling-batch.md").exists()
