@@ -181,13 +181,9 @@ def test_code_config_stops_with_the_vgg_error_when_weights_are_missing(tmp_path,
     methods.get(load_config("configs/iqe.py"))
 
 
-def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
-  """With VGG weights present the content term enters the loss; its weights sit in the state unchanged."""
-  rng = np.random.default_rng(0)
-  arrays = {}
-  for name, (k, b) in weights.expected_shapes(19).items():
-    arrays[f"{name}/kernel"] = (rng.standard_normal(k) * np.sqrt(2 / (9 * k[2]))).astype(np.float32)
-    arrays[f"{name}/bias"] = np.zeros(b, np.float32)
+def _install_vgg(arrays, tmp_path, monkeypatch):
+  """Writes VGG-19 `arrays` as converted MatConvNet weights (DPED's: RGB x 255 minus the ImageNet mean) where
+  `lle.weights.load` looks."""
   folder = tmp_path / "vgg19_matconvnet"
   folder.mkdir()
   np.savez(folder / "params.npz", **arrays)
@@ -195,6 +191,16 @@ def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
           "preprocess": {"bgr": False, "scale": 255.0, "mean": [123.68, 116.779, 103.939], "std": [1, 1, 1]}}
   (folder / "meta.json").write_text(json.dumps(meta))
   monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+
+
+def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
+  """With VGG weights present the content term enters the loss; its weights sit in the state unchanged."""
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for name, (k, b) in weights.expected_shapes(19).items():
+    arrays[f"{name}/kernel"] = (rng.standard_normal(k) * np.sqrt(2 / (9 * k[2]))).astype(np.float32)
+    arrays[f"{name}/bias"] = np.zeros(b, np.float32)
+  _install_vgg(arrays, tmp_path, monkeypatch)
   config = load_config("configs/iqe.py:tiny")
   with config.unlocked():
     config.loss.content_weight = 10.0
@@ -463,13 +469,7 @@ def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_han
     for c in range(3):
       kernel[k[0] // 2, k[1] // 2, c, c] = 1.0
     arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = kernel, np.zeros(b, np.float32)
-  folder = tmp_path / "vgg19_matconvnet"
-  folder.mkdir()
-  np.savez(folder / "params.npz", **arrays)
-  meta = {"depth": 19, "params_sha256": weights._sha256(str(folder / "params.npz")),
-          "preprocess": {"bgr": False, "scale": 255.0, "mean": [123.68, 116.779, 103.939], "std": [1, 1, 1]}}
-  (folder / "meta.json").write_text(json.dumps(meta))
-  monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
+  _install_vgg(arrays, tmp_path, monkeypatch)
   config = load_config("configs/iqe.py:tiny")
   with config.unlocked():
     config.loss.content_weight, config.data.crop_size = 10.0, 36

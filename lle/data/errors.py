@@ -123,6 +123,26 @@ def decode_image(path: epath.Path, *, hdr: bool = False) -> np.ndarray:
   return np.ascontiguousarray(image[..., 2::-1])  # BGR(A) -> RGB
 
 
+def rawpy_decoder(needed_by: str, options):
+  """path -> the raw file developed by rawpy's `postprocess(**options(rawpy))`; rawpy is imported only here,
+  and its absence raises an ImportError that says `needed_by` needs it and how to install it."""
+  try:
+    import rawpy
+  except ImportError as e:
+    raise ImportError(f"{needed_by} decodes raws with rawpy, which is not installed: run `pip install rawpy`") from e
+  import io
+  kwargs = options(rawpy)
+
+  def decode(path: epath.Path) -> np.ndarray:
+    try:
+      with rawpy.imread(io.BytesIO(path.read_bytes())) as raw:
+        return raw.postprocess(**kwargs)
+    except (rawpy.LibRawError, OSError, ValueError) as e:
+      raise BadFileError(path, f"unreadable or truncated DNG ({e})") from e
+
+  return decode
+
+
 def check_same_size(paths: Sequence[epath.Path], images: Sequence[np.ndarray]) -> None:
   shapes = [im.shape[:2] for im in images]
   if len(set(shapes)) > 1:

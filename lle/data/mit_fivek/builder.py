@@ -116,23 +116,10 @@ def list_inputs(folder: epath.Path, raw: bool) -> dict[str, list[epath.Path]]:
 
 
 def dng_decoder():
-  """The DNG decoder: rawpy, imported only when the raw layout is used."""
-  try:
-    import rawpy
-  except ImportError as e:
-    raise ImportError("the FiveK DNG layout (configs `expert_*_raw*`) decodes raws with rawpy, which is not "
-                      "installed: run `pip install rawpy`") from e
-
-  def decode(path: epath.Path) -> np.ndarray:
-    import io
-    try:
-      with rawpy.imread(io.BytesIO(path.read_bytes())) as raw:
-        return raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16,
-                               output_color=rawpy.ColorSpace.sRGB)
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-      raise errors.BadFileError(path, f"unreadable or truncated DNG ({e})") from e
-
-  return decode
+  """The DNG decoder: rawpy (camera white balance, no auto-brightening, 16 bits, sRGB primaries), imported
+  only when the raw layout is used."""
+  return errors.rawpy_decoder("the FiveK DNG layout (configs `expert_*_raw*`)", lambda rawpy: dict(
+      use_camera_wb=True, no_auto_bright=True, output_bps=16, output_color=rawpy.ColorSpace.sRGB))
 
 
 def _to_dtype(image: np.ndarray, dtype) -> np.ndarray:

@@ -23,7 +23,6 @@ pair that differ in size, and unreadable files stop the build with an error nami
 `skip_bad=True` (`--skip_bad`); a download with fewer than the 110 scenes is refused unless `allow_subset`.
 """
 import dataclasses
-import io
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -78,20 +77,7 @@ def scene_files(scene: epath.Path, raw_input: bool):
 
 def dng_developer():
   """rawpy's default development (`raw.postprocess()`: 8-bit sRGB), imported only for `short_raw`."""
-  try:
-    import rawpy
-  except ImportError as e:
-    raise ImportError("the s7/short_raw config develops DNGs with rawpy, which is not installed: run "
-                      "`pip install rawpy`") from e
-
-  def develop(path: epath.Path) -> np.ndarray:
-    try:
-      with rawpy.imread(io.BytesIO(path.read_bytes())) as raw:
-        return raw.postprocess()
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-      raise errors.BadFileError(path, f"unreadable or truncated DNG ({e})") from e
-
-  return develop
+  return errors.rawpy_decoder("the s7/short_raw config", lambda rawpy: {})
 
 
 class S7(errors.StrictBuilderMixin, tfds.core.GeneratorBasedBuilder):
