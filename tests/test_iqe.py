@@ -277,7 +277,8 @@ def test_tiny_run_through_the_trainer(tmp_path):
   results = train.train_and_evaluate(config, tmp_path)
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["step"] == config.num_train_steps == results["step"]
-  assert set(saved["model"]) == {"psnr", "ssim"} and set(saved["baselines"]) == {"identity"}
+  assert set(saved["model"]) == {"psnr", "ssim", "ms_ssim_dped"} and set(saved["baselines"]) == {"identity"}
+  assert saved["conventions"]["psnr_pooling"] == "batch" and saved["config"]["variants"] == ["code", "tiny"]
   assert np.isfinite(saved["model"]["psnr"])
 
 
@@ -355,14 +356,15 @@ def test_discriminator_forward_is_dpeds_with_non_trivial_norm_parameters():
   x = jnp.asarray(np.random.default_rng(0).random((3, 100, 100, 1)), jnp.float32)
   params = _perturbed(module.init(jax.random.key(0), x)["params"], seed=1)
   assert float(jnp.std(params["norm3"]["scale"])) > 0.1 and float(jnp.std(params["norm3"]["shift"])) > 0.05
-  got = module.apply({"params": params}, x)
-  want = _plain_discriminator(params, x)
+  got = jax.jit(module.apply)({"params": params}, x)
+  plain_discriminator = jax.jit(_plain_discriminator)  # one compile: op by op, each op compiles on its own
+  want = plain_discriminator(params, x)
   assert got.shape == (3, 2) and float(jnp.std(want)) > 1e-2
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
   # The norms matter here: with scale 1 and shift 0 everywhere the logits differ.
   plain = {**params, **{k: {"scale": jnp.ones_like(v["scale"]), "shift": jnp.zeros_like(v["shift"])}
                         for k, v in params.items() if k.startswith("norm")}}
-  assert float(jnp.max(jnp.abs(_plain_discriminator(plain, x) - want))) > 1e-2
+  assert float(jnp.max(jnp.abs(plain_discriminator(plain, x) - want))) > 1e-2
 
 
 @pytest.mark.parametrize("variant", ["paper", "paper_bn"])
@@ -375,18 +377,20 @@ def test_paper_generator_forward_in_training_and_evaluation_mode(variant):
   variables = module.init(jax.random.key(0), x)
   params = _perturbed(variables["params"], seed=3)
   stats = variables.get("batch_stats", {})
-  train, updates = module.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
-  evaluation = module.apply({"params": params, "batch_stats": stats}, x, train=False)
+  variables = {"params": params, "batch_stats": stats}
+  train, updates = jax.jit(lambda v, x: module.apply(v, x, train=True, mutable=["batch_stats"]))(variables, x)
+  evaluation = jax.jit(lambda v, x: module.apply(v, x, train=False))(variables, x)
   if variant == "paper":
-    want = _plain_generator(params, x)
+    want = jax.jit(_plain_generator)(params, x)
     np.testing.assert_allclose(train, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(evaluation, want, rtol=1e-4, atol=1e-5)
     assert not updates.get("batch_stats")
   else:
-    np.testing.assert_allclose(train, _plain_generator(params, x, lambda v, p: _moments_norm(v, p, (0, 1, 2))),
-                               rtol=1e-4, atol=1e-5)
+    batch = jax.jit(lambda p, x: _plain_generator(p, x, lambda v, q: _moments_norm(v, q, (0, 1, 2))))
+    np.testing.assert_allclose(train, batch(params, x), rtol=1e-4, atol=1e-5)
     running = lambda v, p: p["scale"] * v / (1.0 + 1e-3) ** 0.5 + p["bias"]
-    np.testing.assert_allclose(evaluation, _plain_generator(params, x, running), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(evaluation, jax.jit(lambda p, x: _plain_generator(p, x, running))(params, x),
+                               rtol=1e-4, atol=1e-5)
     assert float(jnp.max(jnp.abs(train - evaluation))) > 1e-3
     mean = updates["batch_stats"]["norm2"]["mean"]
     assert float(jnp.max(jnp.abs(mean))) > 0  # momentum 0.99: 1 % of the first batch's mean
