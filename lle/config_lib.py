@@ -21,6 +21,11 @@ def base(method: str) -> ml_collections.ConfigDict:
   # Network compute dtype (lle.precision): "bfloat16" computes in bf16 with float32 parameters, optimizer,
   # losses and metrics (for accelerators); "float32" is what the papers trained with.
   c.dtype = "float32"
+  # How the networks' and losses' layers compute (lle.nn.layers.LAYER_FORMS), the same function either way:
+  # "cpu", exact re-expressions measured faster on XLA's CPU backend (README "Speed"); "plain", XLA's own
+  # convolution, pooling and reduction ops (cuDNN on GPUs); "auto", "cpu" on the CPU backend and "plain"
+  # on GPUs and TPUs. Not in the papers: a speed choice. results.json records the forms used.
+  c.layer_forms = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets

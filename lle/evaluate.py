@@ -7,6 +7,7 @@
    "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
    "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window", "hdrvdp_release",
                    "psnr_pooling", "clip" [, "pooling_batch_size"]},
+   "layer_forms": "cpu" | "plain" (config.layer_forms as this process resolved it: lle.nn.layers),
    "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
   (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
@@ -22,6 +23,7 @@ from etils import epath
 import lle
 from lle import color, metrics
 from lle.metrics import fidelity
+from lle.nn.layers import layer_forms
 
 # Allowed values of each scoring convention, the default first (see lle.config_lib.base).
 CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
@@ -395,6 +397,7 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "num_processes": jax.process_count(),
       "code": code_version(),
       "conventions": conventions(config),
+      "layer_forms": layer_forms(config),
   }
   if no_reference:
     results["no_reference"] = no_reference

@@ -187,19 +187,23 @@ def color_kernel(form: str, size: int = 21, sigma: float = 3.0):
   return (kernel / kernel.sum()).astype(np.float32)
 
 
-def blur(images, kernel):
+def blur(images, kernel, *, forms: str = "auto"):
   """Each channel of [N, H, W, C] convolved with `kernel` [k, k], zero 'SAME' padding (TF's
-  depthwise_conv2d with padding='SAME'). A separable kernel (both colour kernels are: outer(a, a)) runs
-  as a column pass then a row pass; zero padding commutes with the split, so the result is the same up to
-  rounding. Each pass is a matrix product with the [H, H] (or [W, W]) banded matrix of the 1-D kernel,
-  whose rows stop at the image's border (the zero padding): the same sums as the depthwise convolution,
-  whose forward and backward passes XLA's CPU backend runs 20-27x slower (8 x 48^2 and 2 x 100^2 images;
-  a sixth of an iqe demo train step)."""
+  depthwise_conv2d with padding='SAME'): that depthwise convolution itself with the "plain" layer forms
+  (`lle.nn.layers.LAYER_FORMS`). With the "cpu" forms a separable kernel (both colour kernels are:
+  outer(a, a)) runs as a column pass then a row pass; zero padding commutes with the split, so the result
+  is the same up to rounding. Each pass is a matrix product with the [H, H] (or [W, W]) banded matrix of
+  the 1-D kernel, whose rows stop at the image's border (the zero padding): the same sums as the
+  depthwise convolution, whose forward and backward passes XLA's CPU backend runs 20-27x slower (8 x 48^2
+  and 2 x 100^2 images; a sixth of an iqe demo train step)."""
   import numpy as np
+
+  from lle.nn.layers import resolve_forms
   kernel = np.asarray(kernel, np.float64)
   factor = np.sqrt(np.diag(kernel))
   channels = images.shape[-1]
-  if not (kernel.shape[0] == kernel.shape[1] and np.allclose(np.outer(factor, factor), kernel, rtol=1e-5, atol=1e-9)):
+  separable = kernel.shape[0] == kernel.shape[1] and np.allclose(np.outer(factor, factor), kernel, rtol=1e-5, atol=1e-9)
+  if resolve_forms(forms) == "plain" or not separable:
     k = jnp.asarray(kernel, images.dtype)[:, :, None, None]
     return jax.lax.conv_general_dilated(images, jnp.tile(k, (1, 1, 1, channels)), (1, 1), "SAME",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
@@ -219,11 +223,12 @@ def _band_matrix(taps, size: int, dtype):
   return jnp.asarray(np.where(inside, np.asarray(taps)[np.clip(offset, 0, k - 1)], 0.0), dtype)
 
 
-def color_loss(pred, target, *, kernel, sum_scale: float = 0.5):
+def color_loss(pred, target, *, kernel, sum_scale: float = 0.5, forms: str = "auto"):
   """sum((blur(pred) - blur(target))^2) * sum_scale / N: DPED's code uses sum_scale 0.5 (a sum over the
   batch divided by 2 x batch); 1.0 is Adlakha et al.'s ||X_b - Y_b||_2^2 per image, averaged. The blur is
-  linear: one blur of the difference gives blur(pred) - blur(target) with half the work."""
-  diff = blur(pred - target, kernel)
+  linear: one blur of the difference gives blur(pred) - blur(target) with half the work. `forms`: the
+  blur's (`blur`)."""
+  diff = blur(pred - target, kernel, forms=forms)
   return jnp.sum(jnp.square(diff)) * sum_scale / pred.shape[0]
 
 

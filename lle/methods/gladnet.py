@@ -13,13 +13,14 @@ from flax.training import train_state
 from lle import losses, optim, precision
 from lle.methods import Method, Tiling
 from lle.nn.gladnet import GLADNet, nearest_source
+from lle.nn.layers import layer_forms
 
 
 def network(config) -> GLADNet:
   m = config.model
   return GLADNet(num_blocks=m.num_blocks, global_size=m.global_size, global_features=m.global_features,
                  detail_features=tuple(m.detail_features), kernel_size=m.kernel_size,
-                 output_activation=m.output_activation, kernel_init=m.kernel_init)
+                 output_activation=m.output_activation, kernel_init=m.kernel_init, forms=layer_forms(config))
 
 
 def init(rng, *, config):

@@ -16,13 +16,14 @@ from lle import losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn import vgg as vgg_lib
 from lle.nn.iqe import Discriminator, Generator
+from lle.nn.layers import layer_forms
 
 
 def generator(config) -> Generator:
   g = config.generator
   return Generator(features=g.features, num_blocks=g.num_blocks, norm=g.norm, norm_epsilon=g.norm_epsilon,
                    bn_momentum=g.bn_momentum, output_scale=g.output_scale, output_offset=g.output_offset,
-                   kernel_init=g.kernel_init, bias_init=g.bias_init)
+                   kernel_init=g.kernel_init, bias_init=g.bias_init, forms=layer_forms(config))
 
 
 def discriminator(config) -> Discriminator:
@@ -30,7 +31,7 @@ def discriminator(config) -> Discriminator:
   return Discriminator(conv_features=tuple(d.conv_features), kernel_sizes=tuple(d.kernel_sizes),
                        strides=tuple(d.strides), fc_features=d.fc_features, negative_slope=d.negative_slope,
                        norm=d.norm, norm_epsilon=d.norm_epsilon, bn_momentum=d.bn_momentum,
-                       kernel_init=d.kernel_init, bias_init=d.bias_init)
+                       kernel_init=d.kernel_init, bias_init=d.bias_init, forms=layer_forms(config))
 
 
 def uses_vgg(config) -> bool:
@@ -87,17 +88,18 @@ def train_step(state, batch, rng, *, config, preprocess=None):
   phone, target = batch["input"], batch["target"]
   gen, disc = state["gen"], state["disc"]
   kernel = losses.color_kernel(lc.color_kernel, lc.color_kernel_size, lc.color_sigma)
+  forms = layer_forms(config)
   features = None
   if "vgg" in state:
     features = vgg_lib.frozen_features(state["vgg"], depth=19, taps=(lc.content_layer,),
-                                       pool_padding=lc.vgg_pool_padding)
+                                       pool_padding=lc.vgg_pool_padding, forms=forms)
 
   def gen_loss(params):
     enhanced, g_stats = _apply(gen, params, phone, train=True)
     # D in training mode, as in DPED's graph; its statistics are updated by its own step only.
     logits, _ = _apply(disc, disc.params, losses.rgb_to_grey(enhanced), train=True)
     terms = {"texture": losses.texture_loss(logits, form=lc.texture_form),
-             "color": losses.color_loss(enhanced, target, kernel=kernel, sum_scale=lc.color_sum_scale),
+             "color": losses.color_loss(enhanced, target, kernel=kernel, sum_scale=lc.color_sum_scale, forms=forms),
              "tv": losses.total_variation(enhanced, form=lc.tv_form)}
     loss = lc.texture_weight * terms["texture"] + lc.color_weight * terms["color"] + lc.tv_weight * terms["tv"]
     if features is not None:

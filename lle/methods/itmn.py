@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from lle import color, losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn.discriminator import ConvFCDiscriminator
+from lle.nn.layers import layer_forms
 from lle.nn.unet import UNet
 
 
@@ -19,14 +20,14 @@ def generator(config) -> UNet:
   g = config.generator
   return UNet(features=tuple(g.features), kernel_size=g.kernel_size, out_channels=3,
               negative_slope=g.negative_slope, bn_momentum=g.bn_momentum,
-              output_activation=g.output_activation, kernel_init=g.kernel_init)
+              output_activation=g.output_activation, kernel_init=g.kernel_init, forms=layer_forms(config))
 
 
 def discriminator(config) -> ConvFCDiscriminator:
   d = config.discriminator
   return ConvFCDiscriminator(conv_features=tuple(d.conv_features), fc_features=tuple(d.fc_features),
                              kernel_size=d.kernel_size, negative_slope=d.negative_slope,
-                             bn_momentum=d.bn_momentum, kernel_init=d.kernel_init)
+                             bn_momentum=d.bn_momentum, kernel_init=d.kernel_init, forms=layer_forms(config))
 
 
 def _net_state(module, rng, shape, tx, config):

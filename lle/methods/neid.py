@@ -13,6 +13,7 @@ from flax.training import train_state
 
 from lle import losses, optim, precision
 from lle.methods import Method, Tiling
+from lle.nn.layers import layer_forms
 from lle.nn.neid import NEID
 
 
@@ -20,7 +21,7 @@ def network(config) -> NEID:
   m = config.model
   return NEID(features=tuple(m.features), kernel_size=m.kernel_size, kernel_init=m.kernel_init,
               upsample=m.upsample, detail_refinement=m.detail_refinement, feature_fusing=m.feature_fusing,
-              attention_reduction=m.attention_reduction, scale=config.data.input_scale)
+              attention_reduction=m.attention_reduction, scale=config.data.input_scale, forms=layer_forms(config))
 
 
 def init(rng, *, config):

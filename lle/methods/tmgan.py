@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from lle import color, losses, optim, precision
 from lle.methods import Method, NetState
+from lle.nn.layers import layer_forms
 from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
 
 TANH_TO_L = ("affine", "positive")
@@ -24,14 +25,15 @@ TANH_TO_L = ("affine", "positive")
 def generator(config) -> LightnessUNet:
   g = config.generator
   return LightnessUNet(features=tuple(g.features), kernel_size=g.kernel_size, negative_slope=g.negative_slope,
-                       norm_epsilon=g.norm_epsilon, upsampling=g.upsampling, kernel_init=g.kernel_init)
+                       norm_epsilon=g.norm_epsilon, upsampling=g.upsampling, kernel_init=g.kernel_init,
+                       forms=layer_forms(config))
 
 
 def discriminator(config) -> PatchDiscriminator:
   d = config.discriminator
   return PatchDiscriminator(features=tuple(d.features), kernel_size=d.kernel_size,
                             negative_slope=d.negative_slope, norm_epsilon=d.norm_epsilon,
-                            kernel_init=d.kernel_init)
+                            kernel_init=d.kernel_init, forms=layer_forms(config))
 
 
 def tanh_to_lightness(t, mapping: str):
@@ -101,9 +103,10 @@ def _perceptual_fn(config):
   p = config.loss.perceptual
   layer = _vgg_layer(config)
   preprocess = weights.preprocess_of(p.weights)
+  forms = layer_forms(config)
   return lambda vgg_params, pred, target: losses.perceptual(
-      pred, target, features=vgg.frozen_features(vgg_params, depth=p.depth, taps=(layer,)), layer=layer,
-      preprocess=preprocess, distance=p.distance)
+      pred, target, features=vgg.frozen_features(vgg_params, depth=p.depth, taps=(layer,), forms=forms),
+      layer=layer, preprocess=preprocess, distance=p.distance)
 
 
 def train_step(state, batch, rng, *, config):

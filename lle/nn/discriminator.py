@@ -3,7 +3,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from lle.nn.layers import BatchNorm, initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, conv_fn, initializer
 
 
 class ConvFCDiscriminator(nn.Module):
@@ -16,6 +16,7 @@ class ConvFCDiscriminator(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   kernel_init: str = "normal_0.02"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -23,8 +24,9 @@ class ConvFCDiscriminator(nn.Module):
     pad = (self.kernel_size - 1) // 2
     for f in self.conv_features:
       x = nn.Conv(f, (self.kernel_size,) * 2, strides=2, padding=((pad, pad), (pad, pad)), use_bias=False,
-                  kernel_init=init, conv_general_dilated=space_to_depth_conv)(x)  # no bias: BN's shift is it
-      x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
+                  kernel_init=init, conv_general_dilated=conv_fn(self.forms))(x)  # no bias: BN's shift is it
+      x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                    forms=self.forms)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     x = x.reshape(x.shape[0], -1)
     for f in self.fc_features:

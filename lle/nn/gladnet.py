@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lle.nn.layers import initializer, space_to_depth_conv
+from lle.nn.layers import conv_fn, initializer
 
 
 def resize_nearest(x, size):
@@ -56,6 +56,7 @@ class GLADNet(nn.Module):
   kernel_size: int = 3
   output_activation: str = "relu"
   kernel_init: str = "glorot_uniform"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x, *, illumination=None, illumination_only: bool = False):
@@ -70,7 +71,7 @@ class GLADNet(nn.Module):
     conv = lambda f, stride=1: nn.Conv(f, (self.kernel_size,) * 2, strides=stride, padding="SAME",
                                        kernel_init=initializer(self.kernel_init),
                                        bias_init=nn.initializers.zeros,
-                                       conv_general_dilated=space_to_depth_conv if stride == 1 else None)
+                                       conv_general_dilated=conv_fn(self.forms) if stride == 1 else None)
     # Built in the order the layers are named (Conv_0, Conv_1, ...), whichever part runs.
     encoder = [conv(self.global_features, 2) for _ in range(self.num_blocks)]
     decoder = [conv(self.global_features) for _ in range(self.num_blocks)]

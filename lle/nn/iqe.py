@@ -8,7 +8,7 @@ one to one (`lle.weights`): generator convolutions `W1`..`W12` (each a kernel an
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import BatchNorm, broadcast_rows, initializer, space_to_depth_conv, sum_rows
+from lle.nn.layers import BatchNorm, broadcast_rows, conv_fn, initializer, sum_rows
 
 NORMS = ("instance", "batch")
 
@@ -25,6 +25,7 @@ class InstanceNorm(nn.Module):
   """Per image and channel: (x - mean) / sqrt(var + eps) * scale + shift over H, W (biased variance, as
   `tf.nn.moments`), with a learnable scale (init 1) and shift (init 0): DPED's `_instance_norm`."""
   epsilon: float = 1e-3
+  forms: str = "auto"  # lle.nn.layers.LAYER_FORMS: sums as matrix products ("cpu") or XLA's reductions
 
   @nn.compact
   def __call__(self, x, stats=None):
@@ -32,26 +33,26 @@ class InstanceNorm(nn.Module):
     with the whole image's statistics); the statistics used are sown into the `norm_stats` collection."""
     n, h, w, c = x.shape
     rows = x.reshape(n, h * w, c)
-    per_image = lambda v: broadcast_rows(jnp.broadcast_to(v, (n, 1, 1, c)).reshape(n, c), h * w)
+    per_image = lambda v: broadcast_rows(jnp.broadcast_to(v, (n, 1, 1, c)).reshape(n, c), h * w, self.forms)
     if stats is None:  # per-image sums as matrix products (`sum_rows`: XLA's CPU reductions are slower)
-      mean = sum_rows(rows) / (h * w)
-      centred = rows - broadcast_rows(mean, h * w)
-      stats = mean[:, None, None], (sum_rows(centred * centred) / (h * w))[:, None, None]
+      mean = sum_rows(rows, self.forms) / (h * w)
+      centred = rows - broadcast_rows(mean, h * w, self.forms)
+      stats = mean[:, None, None], (sum_rows(centred * centred, self.forms) / (h * w))[:, None, None]
     else:  # e.g. one image's statistics for a batch of its windows
       centred = rows - per_image(stats[0])
     self.sow("norm_stats", "stats", stats)
     scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
     shift = self.param("shift", nn.initializers.zeros, (c,), jnp.float32)
     y = centred / per_image(jnp.sqrt(stats[1] + self.epsilon))
-    per_channel = lambda v: broadcast_rows(v[None], n * h * w)
+    per_channel = lambda v: broadcast_rows(v[None], n * h * w, self.forms)
     return (y.reshape(1, n * h * w, c) * per_channel(scale) + per_channel(shift)).reshape(x.shape)
 
 
-def _norm(kind: str, epsilon: float, momentum: float, name: str, train: bool):
+def _norm(kind: str, epsilon: float, momentum: float, name: str, train: bool, forms: str):
   if kind == "instance":
-    return InstanceNorm(epsilon=epsilon, name=name)
+    return InstanceNorm(epsilon=epsilon, name=name, forms=forms)
   if kind == "batch":
-    return BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
+    return BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name, forms=forms)
   raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
 
 
@@ -68,16 +69,17 @@ class Generator(nn.Module):
   output_offset: float = 0.5
   kernel_init: str = "truncated_normal_0.01"
   bias_init: float = 0.01
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x, train: bool = False, norm_stats=None):
     """`norm_stats`: {norm name: (mean, var)} for instance norm to use instead of x's own statistics."""
     conv = lambda k, f, i: nn.Conv(f, (k, k), padding="SAME", name=f"W{i}",  # noqa: E731
-                                   kernel_init=init_fn(self.kernel_init), conv_general_dilated=space_to_depth_conv,
+                                   kernel_init=init_fn(self.kernel_init), conv_general_dilated=conv_fn(self.forms),
                                    bias_init=nn.initializers.constant(self.bias_init))
 
     def norm(i):
-      layer = _norm(self.norm, self.norm_epsilon, self.bn_momentum, f"norm{i}", train)
+      layer = _norm(self.norm, self.norm_epsilon, self.bn_momentum, f"norm{i}", train, self.forms)
       if self.norm == "instance" and norm_stats is not None:
         return lambda v: layer(v, norm_stats[f"norm{i}"])
       return layer
@@ -109,16 +111,17 @@ class Discriminator(nn.Module):
   bn_momentum: float = 0.99
   kernel_init: str = "truncated_normal_0.01"
   bias_init: float = 0.01
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     dense_init = dict(kernel_init=init_fn(self.kernel_init), bias_init=nn.initializers.constant(self.bias_init))
     for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernel_sizes, self.strides), start=1):
-      x = nn.Conv(f, (k, k), strides=(s, s), padding="SAME", name=f"conv{i}", conv_general_dilated=space_to_depth_conv,
-                  **dense_init)(x)
+      x = nn.Conv(f, (k, k), strides=(s, s), padding="SAME", name=f"conv{i}",
+                  conv_general_dilated=conv_fn(self.forms), **dense_init)(x)
       x = nn.leaky_relu(x, self.negative_slope)
       if i > 1:
-        x = _norm(self.norm, self.norm_epsilon, self.bn_momentum, f"norm{i}", train)(x)
+        x = _norm(self.norm, self.norm_epsilon, self.bn_momentum, f"norm{i}", train, self.forms)(x)
     x = x.reshape(x.shape[0], -1)
     x = nn.leaky_relu(nn.Dense(self.fc_features, name="fc", **dense_init)(x), self.negative_slope)
     return nn.Dense(2, name="out", **dense_init)(x)

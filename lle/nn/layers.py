@@ -7,6 +7,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# How the layers below compute (`config.layer_forms`). "cpu": the exact re-expressions in this file and in
+# `lle.losses` (phase-form and space-to-depth convolutions, the sub-pixel transposed convolution, CPU
+# backward passes, max pooling as reshapes and selects, norms whose sums are matrix products, banded-matrix
+# blurs), each measured faster on XLA's CPU backend and tested equal to the op it replaces. "plain": XLA's
+# own ops (`lax.conv_general_dilated`, `reduce_window` pooling, reductions), which XLA hands to cuDNN and
+# its fused kernels on a GPU, where the re-expressions were not measured and some do more work by
+# construction (zero taps, extra copies). "auto": "cpu" on the CPU backend, "plain" on GPUs and TPUs.
+LAYER_FORMS = ("auto", "cpu", "plain")
+
+
+def resolve_forms(forms: str) -> str:
+  """"cpu" or "plain": `forms`, with "auto" decided by the default backend."""
+  if forms not in LAYER_FORMS:
+    raise ValueError(f"layer forms {forms!r}; expected one of {LAYER_FORMS}")
+  if forms == "auto":
+    return "cpu" if jax.default_backend() == "cpu" else "plain"
+  return forms
+
+
+def layer_forms(config) -> str:
+  """`config.layer_forms` resolved to "cpu" or "plain", once, where a method builds its networks and
+  losses: every module and loss then gets it as an explicit (static) argument, so a jitted step's cache
+  key holds it and no global switch can change what a cached trace computes."""
+  name = config.get("layer_forms", "auto")
+  if name not in LAYER_FORMS:
+    raise ValueError(f"config.layer_forms={name!r}; expected one of {LAYER_FORMS}")
+  return resolve_forms(name)
+
+
+def conv_fn(forms: str):
+  """The `conv_general_dilated` of an `nn.Conv` in these forms: `space_to_depth_conv` ("cpu") or XLA's."""
+  return space_to_depth_conv if resolve_forms(forms) == "cpu" else jax.lax.conv_general_dilated
+
 
 def _phase_taps(kernel_size: int, padding: int, phase: int):
   """Kernel taps and input offsets that produce output rows 2m + phase of a stride-2 transposed conv.
@@ -59,8 +92,8 @@ _take.defvjp(lambda x, index, axis: (_take(x, index, axis), x.shape[axis]), _tak
 STACKED_MAX_FEATURES = 16
 
 
-def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
-  """Stride-2 transposed convolution that doubles H and W, in sub-pixel form.
+def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None, forms: str = "auto"):
+  """Stride-2 transposed convolution that doubles H and W; in sub-pixel form with the "cpu" forms.
 
   `kernel` has shape [k, k, in, out] in the scatter convention y[2i - p + k] += x[i] w[k] with
   p = (k - 2) / 2 (PyTorch's `ConvTranspose2d(k, stride=2, padding=p)`). Output phase (py, px) (rows
@@ -69,12 +102,18 @@ def conv_transpose_2x(x, kernel, bias=None, stacked: bool | None = None):
   union of the phases' windows whose 4 * out outputs are the phases (taps a phase does not use are zero),
   then depth-to-space. Both are the same function as the transposed convolution; their gradients are an
   order of magnitude faster than XLA's transposed convolution on CPU (no zero-dilated input).
-  `stacked=None` stacks when out <= STACKED_MAX_FEATURES.
+  `stacked=None` stacks when out <= STACKED_MAX_FEATURES. The "plain" forms: XLA's transposed
+  convolution (`lax.conv_transpose`: the input dilated by 2, correlated with the flipped kernel).
   """
   k = kernel.shape[0]
   if k % 2 or k < 2 or kernel.shape[1] != k:
     raise ValueError(f"conv_transpose_2x needs an even square kernel, got {kernel.shape[:2]}")
   padding = (k - 2) // 2
+  if resolve_forms(forms) == "plain":
+    pad = k - 1 - padding
+    y = jax.lax.conv_transpose(x, kernel[::-1, ::-1].astype(x.dtype), (2, 2), ((pad, pad), (pad, pad)),
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if bias is None else y + bias.astype(y.dtype)
   phases = [_phase_taps(k, padding, p) for p in (0, 1)]
   n, h, w, _ = x.shape
   features = kernel.shape[3]
@@ -108,19 +147,20 @@ class ConvTranspose2x(nn.Module):
   """Learned 2x upsampling by a k x k stride-2 transposed convolution (the papers' "deconvolution").
 
   Same parameters (kernel [k, k, in, out] + bias) and same function as a transposed convolution with
-  padding (k - 2) / 2; computed in the sub-pixel form of `conv_transpose_2x`.
+  padding (k - 2) / 2; computed as `conv_transpose_2x` in `forms` (see LAYER_FORMS).
   """
   features: int
   kernel_size: int = 4
   use_bias: bool = True
   kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+  forms: str = "auto"
 
   @nn.compact
   def __call__(self, x):
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32) if self.use_bias else None
-    return conv_transpose_2x(x, kernel, bias)
+    return conv_transpose_2x(x, kernel, bias, forms=self.forms)
 
 
 # Stride-1 convolutions with at most this many input or output channels (and a kernel wider than 1) run in
@@ -264,14 +304,14 @@ def conv_stride1(x, kernel, padding, precision=None):
     images): output gradient x kernel^T as one matrix product, [N Ho Wo, F] x [F, k k C], whose k x k
     shifted slices sum to the padded input's gradient (col2im). XLA's convolves with a flipped,
     transposed copy of the kernel, made every step.
-  The same values and gradients either way (tests); elsewhere it is `lax.conv_general_dilated`."""
+  The same values and gradients either way (tests); elsewhere it is `lax.conv_general_dilated`. Part of the
+  "cpu" forms (`space_to_depth_conv`), on whichever backend they are asked for."""
   n, h, w, c = x.shape
   kh, kw, _, f = kernel.shape
   out_rows, out_cols = h + sum(padding[0]) - kh + 1, w + sum(padding[1]) - kw + 1
   out_pixels = n * out_rows * out_cols
-  cpu = jax.default_backend() == "cpu"
-  pieces = _weight_grad_pieces(n, out_rows) if cpu else None
-  input_grad_by_dot = cpu and kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
+  pieces = _weight_grad_pieces(n, out_rows)
+  input_grad_by_dot = kh * kw * c >= INPUT_GRAD_DOT_MIN_RATIO * out_pixels
   if pieces or input_grad_by_dot:
     return _conv_stride1(x, kernel, padding, precision, pieces, input_grad_by_dot)
   return _xla_conv(x, kernel, padding, precision)
@@ -324,12 +364,15 @@ _conv_stride1.defvjp(
     lambda x, kernel, *static: (_conv_stride1(x, kernel, *static), (x, kernel)), _conv_stride1_bwd)
 
 
-def max_pool(x, size: int, padding: str = "VALID"):
+def max_pool(x, size: int, padding: str = "VALID", forms: str = "auto"):
   """`nn.max_pool(x, (size, size), strides=(size, size), padding=padding)` on NHWC: non-overlapping
   windows, the same values and the same gradient (all of it to the first maximum of a window in row-major
-  order, as XLA's select-and-scatter routes it), as reshapes and elementwise selects. XLA's CPU backend
-  expands the select-and-scatter of `nn.max_pool`'s gradient into a scatter with full-size index arrays.
+  order, as XLA's select-and-scatter routes it); with the "cpu" forms as reshapes and elementwise selects.
+  XLA's CPU backend expands the select-and-scatter of `nn.max_pool`'s gradient into a scatter with
+  full-size index arrays. "plain": `nn.max_pool` itself (`reduce_window`).
   """
+  if resolve_forms(forms) == "plain":
+    return nn.max_pool(x, (size, size), strides=(size, size), padding=padding)
   (low_h, high_h), (low_w, high_w) = jax.lax.padtype_to_pads(x.shape[1:3], (size, size), (size, size), padding)
   x = _pad_hw(x, ((low_h, high_h), (low_w, high_w)), -jnp.inf)
   n, h, w, c = x.shape
@@ -371,14 +414,16 @@ def _block(rows: int) -> int:
   return max(d for d in range(1, min(rows, 256) + 1) if rows % d == 0)
 
 
-def sum_rows(x):
-  """x [G, R, C] -> [G, C], the sum over R, as batched matrix products: ones [1, L] x [L, C] per block of
-  L <= 256 rows, then the sum of the block sums. XLA's CPU reduction of channels-last arrays over their
-  leading axes is up to 4x slower for 16-128 channels; one long product accumulates in sequence and loses
-  accuracy (relative error 8e-6 over 131,072 rows, vs 1e-7 blocked, as XLA's). Where R has no divisor
-  from 32 to 256 it is XLA's reduction. HIGHEST: full float32 on accelerators too (no TF32). Its
-  gradient is `broadcast_rows` and the other way round, so neither pass of a normalisation layer runs
-  an XLA reduction."""
+def sum_rows(x, forms: str = "auto"):
+  """x [G, R, C] -> [G, C], the sum over R. "plain" forms: XLA's reduction. "cpu" forms: batched matrix
+  products, ones [1, L] x [L, C] per block of L <= 256 rows, then the sum of the block sums. XLA's CPU
+  reduction of channels-last arrays over their leading axes is up to 4x slower for 16-128 channels; one
+  long product accumulates in sequence and loses accuracy (relative error 8e-6 over 131,072 rows, vs 1e-7
+  blocked, as XLA's). Where R has no divisor from 32 to 256 it is XLA's reduction. HIGHEST: full float32
+  on accelerators too (no TF32). Its gradient is `broadcast_rows` and the other way round, so neither
+  pass of a normalisation layer runs an XLA reduction."""
+  if resolve_forms(forms) == "plain":
+    return x.sum(axis=1)
   return _sum_rows(x, x.shape[1])
 
 
@@ -394,14 +439,21 @@ def _sum_rows(x, rows: int):
   return sums[:, :, 0].sum(axis=1)
 
 
+def broadcast_rows(v, rows: int, forms: str = "auto"):
+  """v [G, C] -> [G, rows, C]; with the "cpu" forms its gradient is `sum_rows`'s matrix products."""
+  if resolve_forms(forms) == "plain":
+    return jnp.broadcast_to(v[:, None], (v.shape[0], rows, v.shape[1]))
+  return _broadcast_rows(v, rows)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def broadcast_rows(v, rows: int):
-  """v [G, C] -> [G, rows, C]."""
+def _broadcast_rows(v, rows: int):
   return jnp.broadcast_to(v[:, None], (v.shape[0], rows, v.shape[1]))
 
 
-_sum_rows.defvjp(lambda x, rows: (_sum_rows(x, rows), None), lambda rows, _, g: (broadcast_rows(g, rows),))
-broadcast_rows.defvjp(lambda v, rows: (broadcast_rows(v, rows), None), lambda rows, _, g: (sum_rows(g),))
+_sum_rows.defvjp(lambda x, rows: (_sum_rows(x, rows), None), lambda rows, _, g: (_broadcast_rows(g, rows),))
+_broadcast_rows.defvjp(lambda v, rows: (_broadcast_rows(v, rows), None),
+                       lambda rows, _, g: (_sum_rows(g, g.shape[1]),))
 
 
 class BatchNorm(nn.Module):
@@ -409,10 +461,11 @@ class BatchNorm(nn.Module):
   arithmetic (float32 statistics, variance E[x^2] - E[x]^2 clipped at 0, running averages
   momentum * old + (1 - momentum) * new, none updated while initialising), computed with per-channel
   matrix products instead of XLA reductions (`sum_rows`): the statistics and the backward pass's sums
-  were a fifth of an iTMN train step on CPU."""
+  were a fifth of an iTMN train step on CPU ("cpu" forms; "plain": XLA's reductions)."""
   use_running_average: bool = False
   momentum: float = 0.99
   epsilon: float = 1e-5
+  forms: str = "auto"
 
   @nn.compact
   def __call__(self, x):
@@ -427,13 +480,13 @@ class BatchNorm(nn.Module):
     else:
       stats = rows.astype(jnp.promote_types(x.dtype, jnp.float32))
       count = rows.shape[1]
-      mean = sum_rows(stats)[0] / count
-      var = jnp.maximum(0.0, sum_rows(stats * stats)[0] / count - mean * mean)
+      mean = sum_rows(stats, self.forms)[0] / count
+      var = jnp.maximum(0.0, sum_rows(stats * stats, self.forms)[0] / count - mean * mean)
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     mul = jax.lax.rsqrt(var + self.epsilon) * scale
-    per_channel = lambda v: broadcast_rows(v[None], rows.shape[1])
+    per_channel = lambda v: broadcast_rows(v[None], rows.shape[1], self.forms)
     y = (rows - per_channel(mean)) * per_channel(mul) + per_channel(bias)
     return y.reshape(x.shape)
 
@@ -441,8 +494,9 @@ class BatchNorm(nn.Module):
 class InstanceNorm(nn.Module):
   """`flax.linen.InstanceNorm` on NHWC (statistics per image and channel over H, W), with its parameters,
   names and arithmetic (float32 statistics, variance E[x^2] - E[x]^2 clipped at 0), computed with the
-  matrix-product sums of `sum_rows` as `BatchNorm` is."""
+  matrix-product sums of `sum_rows` as `BatchNorm` is (in `forms`)."""
   epsilon: float = 1e-6
+  forms: str = "auto"
 
   @nn.compact
   def __call__(self, x):
@@ -451,11 +505,11 @@ class InstanceNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
     rows = x.reshape(n, h * w, features)
     stats = rows.astype(jnp.promote_types(x.dtype, jnp.float32))
-    mean = sum_rows(stats) / (h * w)
-    var = jnp.maximum(0.0, sum_rows(stats * stats) / (h * w) - mean * mean)
+    mean = sum_rows(stats, self.forms) / (h * w)
+    var = jnp.maximum(0.0, sum_rows(stats * stats, self.forms) / (h * w) - mean * mean)
     mul = jax.lax.rsqrt(var + self.epsilon) * scale
-    y = (rows - broadcast_rows(mean, h * w)) * broadcast_rows(mul, h * w)
-    return (y.reshape(1, n * h * w, features) + broadcast_rows(bias[None], n * h * w)).reshape(x.shape)
+    y = (rows - broadcast_rows(mean, h * w, self.forms)) * broadcast_rows(mul, h * w, self.forms)
+    return (y.reshape(1, n * h * w, features) + broadcast_rows(bias[None], n * h * w, self.forms)).reshape(x.shape)
 
 
 def initializer(name: str):

@@ -9,7 +9,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import initializer, max_pool, space_to_depth_conv
+from lle.nn.layers import conv_fn, initializer, max_pool
 
 
 def depth_to_space(x, r: int):
@@ -24,11 +24,12 @@ def depth_to_space(x, r: int):
 class _Module(nn.Module):
   kernel_size: int = 3
   kernel_init: str = "normal_0.02"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   def conv(self, features, kernel_size=None, name=None):
     k = kernel_size or self.kernel_size
     return nn.Conv(features, (k, k), padding="SAME", kernel_init=initializer(self.kernel_init),
-                   bias_init=nn.initializers.zeros, name=name, conv_general_dilated=space_to_depth_conv)
+                   bias_init=nn.initializers.zeros, name=name, conv_general_dilated=conv_fn(self.forms))
 
 
 class DoubleConv(_Module):
@@ -50,8 +51,8 @@ class Encoder(_Module):
     levels = []
     for i, f in enumerate(self.features):
       if i:
-        x = max_pool(x, 2)
-      x = DoubleConv(features=f, kernel_size=self.kernel_size, kernel_init=self.kernel_init)(x)
+        x = max_pool(x, 2, forms=self.forms)
+      x = DoubleConv(features=f, kernel_size=self.kernel_size, kernel_init=self.kernel_init, forms=self.forms)(x)
       levels.append(x)
     return levels
 
@@ -71,7 +72,7 @@ class Decoder(_Module):
       f = self.features[level]
       x = depth_to_space(self.conv(4 * f, 1, name=f"up_{level}")(x), 2)
       skip = skips[level] if fuse is None else fuse(level, skips[level])
-      x = DoubleConv(features=f, kernel_size=self.kernel_size, kernel_init=self.kernel_init,
+      x = DoubleConv(features=f, kernel_size=self.kernel_size, kernel_init=self.kernel_init, forms=self.forms,
                      name=f"block_{level}")(
           jnp.concatenate([skip, x], axis=-1))
       outs.append(x)
@@ -121,7 +122,7 @@ class NEID(_Module):
   def __call__(self, x, *, with_dr: bool = False, dr_features_only: bool = False, pooled_dr=None):
     if self.feature_fusing and not self.detail_refinement:
       raise ValueError("feature fusing needs the detail refinement branch (model.detail_refinement)")
-    mod = dict(kernel_size=self.kernel_size, kernel_init=self.kernel_init)
+    mod = dict(kernel_size=self.kernel_size, kernel_init=self.kernel_init, forms=self.forms)
     levels = Encoder(features=self.features, name="encoder", **mod)(x)
     skips, bottleneck = levels[:-1], levels[-1]
     fuse = dr_levels = None

@@ -6,18 +6,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lle.nn.layers import InstanceNorm, initializer, space_to_depth_conv
+from lle.nn.layers import InstanceNorm, conv_fn, initializer
 
 UPSAMPLING = ("nearest", "bilinear")
 
 
-def reflect_conv(x, features, *, kernel_size, stride, kernel_init, use_bias=True, name=None):
+def reflect_conv(x, features, *, kernel_size, stride, kernel_init, use_bias=True, name=None, forms="auto"):
   """Reflection padding of (k - 1) / 2, then a k x k convolution without padding: a stride-2 conv halves
   an even side exactly, a stride-1 conv keeps it."""
   pad = (kernel_size - 1) // 2
   x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
   return nn.Conv(features, (kernel_size,) * 2, strides=stride, padding="VALID", use_bias=use_bias,
-                 kernel_init=kernel_init, conv_general_dilated=space_to_depth_conv, name=name)(x)
+                 kernel_init=kernel_init, conv_general_dilated=conv_fn(forms), name=name)(x)
 
 
 def upsample2x(x, method: str):
@@ -43,6 +43,7 @@ class LightnessUNet(nn.Module):
   norm_epsilon: float = 1e-3
   upsampling: str = "nearest"
   kernel_init: str = "glorot_uniform"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x):
@@ -50,8 +51,9 @@ class LightnessUNet(nn.Module):
     if x.shape[1] % multiple or x.shape[2] % multiple:
       raise ValueError(f"LightnessUNet input {x.shape[1]}x{x.shape[2]} must divide by {multiple}; pad it first")
     init = initializer(self.kernel_init)
-    conv = lambda h, f, stride: reflect_conv(h, f, kernel_size=self.kernel_size, stride=stride, kernel_init=init)
-    block = lambda h: nn.leaky_relu(InstanceNorm(epsilon=self.norm_epsilon)(h), self.negative_slope)
+    conv = lambda h, f, stride: reflect_conv(h, f, kernel_size=self.kernel_size, stride=stride, kernel_init=init,
+                                             forms=self.forms)
+    block = lambda h: nn.leaky_relu(InstanceNorm(epsilon=self.norm_epsilon, forms=self.forms)(h), self.negative_slope)
     skips = []
     for f in self.features:
       x = block(conv(x, f, 2))
@@ -72,13 +74,14 @@ class PatchDiscriminator(nn.Module):
   negative_slope: float = 0.2
   norm_epsilon: float = 1e-3
   kernel_init: str = "glorot_uniform"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x):
     init = initializer(self.kernel_init)
     for i, f in enumerate(self.features):
-      x = reflect_conv(x, f, kernel_size=self.kernel_size, stride=2, kernel_init=init)
+      x = reflect_conv(x, f, kernel_size=self.kernel_size, stride=2, kernel_init=init, forms=self.forms)
       if i > 0:
-        x = InstanceNorm(epsilon=self.norm_epsilon)(x)
+        x = InstanceNorm(epsilon=self.norm_epsilon, forms=self.forms)(x)
       x = nn.leaky_relu(x, self.negative_slope)
-    return reflect_conv(x, 1, kernel_size=self.kernel_size, stride=1, kernel_init=init)[..., 0]
+    return reflect_conv(x, 1, kernel_size=self.kernel_size, stride=1, kernel_init=init, forms=self.forms)[..., 0]

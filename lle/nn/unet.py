@@ -4,7 +4,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lle.nn.layers import BatchNorm, ConvTranspose2x, initializer, space_to_depth_conv
+from lle.nn.layers import BatchNorm, ConvTranspose2x, conv_fn, initializer
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu, "none": lambda x: x}
 
@@ -24,6 +24,7 @@ class UNet(nn.Module):
   bn_epsilon: float = 1e-5
   output_activation: str = "sigmoid"
   kernel_init: str = "normal_0.02"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -32,13 +33,13 @@ class UNet(nn.Module):
       raise ValueError(f"UNet input {x.shape[1]}x{x.shape[2]} must divide by {multiple}; pad it first")
     init = initializer(self.kernel_init)
     norm = lambda: BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                                epsilon=self.bn_epsilon)
+                             epsilon=self.bn_epsilon, forms=self.forms)
     act = lambda h: nn.leaky_relu(h, self.negative_slope)
     pad = (self.kernel_size - 1) // 2
     skips = []
     for f in self.features:
       x = nn.Conv(f, (self.kernel_size,) * 2, strides=2, padding=((pad, pad), (pad, pad)), use_bias=False,
-                  kernel_init=init, conv_general_dilated=space_to_depth_conv)(x)  # no bias: BN's shift is it
+                  kernel_init=init, conv_general_dilated=conv_fn(self.forms))(x)  # no bias: BN's shift is it
       x = act(norm()(x))
       skips.append(x)
     up_features = list(self.features[-2::-1]) + [self.out_channels]
@@ -46,7 +47,7 @@ class UNet(nn.Module):
       if i > 0:
         x = jnp.concatenate([x, skips[-1 - i]], axis=-1)
       last = i == len(up_features) - 1
-      x = ConvTranspose2x(f, self.kernel_size, use_bias=last, kernel_init=init)(x)
+      x = ConvTranspose2x(f, self.kernel_size, use_bias=last, kernel_init=init, forms=self.forms)(x)
       if not last:
         x = act(norm()(x))
     return ACTIVATIONS[self.output_activation](x)

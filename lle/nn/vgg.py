@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lle.nn.layers import max_pool, space_to_depth_conv
+from lle.nn.layers import conv_fn, max_pool
 
 WIDTHS = (64, 128, 256, 512, 512)
 CONVS_PER_BLOCK = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -66,6 +66,7 @@ class VGG(nn.Module):
   depth: int = 19
   taps: tuple[str, ...] = ("relu5_4",)
   pool_padding: str = "VALID"
+  forms: str = "auto"  # how the layers compute (lle.nn.layers.LAYER_FORMS): the same function either way
 
   @nn.compact
   def __call__(self, x):
@@ -79,23 +80,23 @@ class VGG(nn.Module):
     for name in names[:last + 1]:
       if name.startswith("conv"):
         width = block_widths[int(name[4])]
-        x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=name, conv_general_dilated=space_to_depth_conv)(x)
+        x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=name, conv_general_dilated=conv_fn(self.forms))(x)
       elif name.startswith("relu"):
         x = jax.nn.relu(x)
       else:
-        x = max_pool(x, 2, self.pool_padding)
+        x = max_pool(x, 2, self.pool_padding, self.forms)
       if name in self.taps:
         out[name] = x
     return out
 
 
-def frozen_features(params, *, depth: int, taps, pool_padding: str = "VALID"):
+def frozen_features(params, *, depth: int, taps, pool_padding: str = "VALID", forms: str = "auto"):
   """`images -> {tap: features}` with the weights held constant: no gradient reaches them.
 
   Inside a jitted step, pass `params` in as an argument (e.g. from the train state) rather than closing
   over arrays: closed-over weights become compile-time constants that XLA tries to fold (minutes of
   compile time, and a copy in every executable)."""
-  model = VGG(depth=depth, taps=tuple(taps), pool_padding=pool_padding)
+  model = VGG(depth=depth, taps=tuple(taps), pool_padding=pool_padding, forms=forms)
   params = jax.tree.map(jnp.asarray, params)
 
   def features(x):
