@@ -18,26 +18,32 @@ import time
 
 from absl import app, flags
 
-from memory import peak_memory_mb  # benchmarks/memory.py
+from memory import compiled_memory_mb, peak_memory_mb  # benchmarks/memory.py
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
-flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
-flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
-flags.DEFINE_bool("random_vgg", False, "Time VGG feature losses with random weights written to a temporary "
-                  "$LLE_WEIGHTS_DIR (timing does not depend on the values), for machines without converted "
-                  "ImageNet weights. Marked in the table's config column.")
 
 
-def use_random_vgg():
-  """Random VGG-16/19 weights under every id a config may name, in a temporary $LLE_WEIGHTS_DIR."""
+def define_flags():
+  """This script's flags, defined when it runs (not when another benchmark imports its functions)."""
+  flags.DEFINE_list("configs", ["configs/itmn.py:demo", "configs/itmn.py"], "Config specs to time.")
+  flags.DEFINE_integer("steps", 10, "Timed steps after the compiling one.")
+  flags.DEFINE_list("override", [], "key=value config overrides applied to every config.")
+  flags.DEFINE_bool("random_vgg", False, "Time VGG feature losses with random weights written to a temporary "
+                    "$LLE_WEIGHTS_DIR (timing does not depend on the values), for machines without converted "
+                    "ImageNet weights. Marked in the table's config column.")
+  flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
+
+
+def use_random_vgg(root=None):
+  """Random VGG-16/19 weights under every id a config may name, in $LLE_WEIGHTS_DIR = `root` (default: a
+  new temporary folder)."""
   import os
   import tempfile
 
   import numpy as np
 
   from lle import weights
-  root = tempfile.mkdtemp(prefix="lle-random-vgg-")
+  root = root or tempfile.mkdtemp(prefix="lle-random-vgg-")
   rng = np.random.default_rng(0)
   for depth in (16, 19):
     convs = {n: (rng.standard_normal(k).astype(np.float32) * np.sqrt(2.0 / (9 * k[2])), np.zeros(b, np.float32))
@@ -59,11 +65,10 @@ def batch_shapes(config) -> dict[str, tuple[int, ...]]:
 
 
 def bench(spec, steps, overrides):
+  """The table's row for a config spec with `key=value` overrides."""
   import jax
-  import numpy as np
-  from jax.sharding import NamedSharding, PartitionSpec as P
 
-  from lle import config_lib, methods, train
+  from lle import config_lib
 
   config = config_lib.load(spec)
   for item in overrides:
@@ -73,7 +78,25 @@ def bench(spec, steps, overrides):
     for p in parents:
       node = node[p]
     node[leaf] = type(node[leaf])(eval(value)) if not isinstance(node[leaf], str) else value
-  mesh = train.make_mesh(train.data_parallel_devices(config.batch_size))
+  m = measure(config, steps)
+  peak, kind = peak_memory_mb()
+  return {"config": spec, "devices": f"{m['devices']}x {jax.devices()[0].device_kind}",
+          "batch": config.batch_size, "size": m["size"], "images/s": m["images_per_s"],
+          "step ms": m["step_ms"], "compile s": m["compile_s"], "peak MB": f"{peak:,.0f} ({kind})",
+          "uses_vgg": m["uses_vgg"]}
+
+
+def measure(config, steps, devices=None) -> dict:
+  """The trainer's jitted, sharded train step of `config` on synthetic batches, over `devices` (default:
+  those the trainer would use): images/s, step ms (mean of `steps` after a warm-up step), compile s, and
+  the step's device buffers as XLA assigned them (`compiled_memory_mb`: arguments, outputs, temporaries)."""
+  import jax
+  import numpy as np
+  from jax.sharding import NamedSharding, PartitionSpec as P
+
+  from lle import methods, train
+
+  mesh = train.make_mesh(train.data_parallel_devices(config.batch_size, devices))
   method = methods.get(config)
   state, _ = train.init_state(method, config, mesh)
   data = NamedSharding(mesh, P("data"))
@@ -93,15 +116,11 @@ def bench(spec, steps, overrides):
     state, m = compiled(state, batch, jax.random.key(i))
   jax.block_until_ready((state, m))
   step_s = (time.perf_counter() - t0) / steps
-  peak, kind = peak_memory_mb()
   size = "x".join(map(str, shapes["input"][1:3])) + " -> " + "x".join(map(str, shapes["target"][1:3]))
-  return {"config": spec, "devices": f"{mesh.size}x {jax.devices()[0].device_kind}",
-          "batch": config.batch_size, "size": size, "images/s": config.batch_size / step_s,
-          "step ms": 1e3 * step_s, "compile s": compile_s, "peak MB": f"{peak:,.0f} ({kind})",
+  return {"devices": mesh.size, "size": size, "images_per_s": config.batch_size / step_s, "step_ms": 1e3 * step_s,
+          "compile_s": compile_s, "step_mb": compiled_memory_mb(compiled),
           "uses_vgg": isinstance(state, dict) and "vgg" in state}
 
-
-flags.DEFINE_bool("noheader", False, "Print only the rows (used by the per-config sub-processes).")
 
 HEADER = ("| config | devices | batch | size (input -> target) | images/s | step ms | compile s | peak MB |\n"
           "|---|---|---|---|---|---|---|---|")
@@ -129,4 +148,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -27,20 +27,24 @@ from memory import peak_memory_mb  # benchmarks/memory.py
 from torch_ports import common
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("methods", ["itmn", "gladnet", "neid", "tmgan", "iqe"], "Methods to compare.")
-flags.DEFINE_list("variants", ["demo", "paper"], "Config variants ('paper' = the config's default).")
-flags.DEFINE_list("systems", ["lle", "torch_eager", "torch_channels_last", "torch_compile"], "What to time.")
-flags.DEFINE_integer("steps", 10, "Timed steps after the first.")
-flags.DEFINE_integer("batch", None, "Override the config's batch size (e.g. paper sizes on a small CPU).")
-flags.DEFINE_enum("vgg_weights", "installed", ["installed", "random"],
-                  "VGG-19 for tmgan's and iqe's feature losses: 'installed' (converted with `python -m lle.weights`, "
-                  "in $LLE_WEIGHTS_DIR) or 'random' (He-scaled random weights written to a temporary folder: the "
-                  "same arithmetic, for timing only; the table says so).")
-flags.DEFINE_integer("repeats", 1, "Rounds: every system's row runs once per round, rounds one after another, "
-                     "so that each round's rows run minutes apart at most; the table gives medians over rounds "
-                     "and the median of the per-round lle / this ratios (a busy or throttled machine moves "
-                     "single runs by 20-30%).")
-flags.DEFINE_string("row", None, "Internal: run one row (method|variant|system) and print it as JSON.")
+
+
+def define_flags():
+  """This script's flags, defined when it runs (not when another benchmark imports its functions)."""
+  flags.DEFINE_list("methods", ["itmn", "gladnet", "neid", "tmgan", "iqe"], "Methods to compare.")
+  flags.DEFINE_list("variants", ["demo", "paper"], "Config variants ('paper' = the config's default).")
+  flags.DEFINE_list("systems", ["lle", "torch_eager", "torch_channels_last", "torch_compile"], "What to time.")
+  flags.DEFINE_integer("steps", 10, "Timed steps after the first.")
+  flags.DEFINE_integer("batch", None, "Override the config's batch size (e.g. paper sizes on a small CPU).")
+  flags.DEFINE_enum("vgg_weights", "installed", ["installed", "random"],
+                    "VGG-19 for tmgan's and iqe's feature losses: 'installed' (converted with `python -m "
+                    "lle.weights`, in $LLE_WEIGHTS_DIR) or 'random' (He-scaled random weights written to a "
+                    "temporary folder: the same arithmetic, for timing only; the table says so).")
+  flags.DEFINE_integer("repeats", 1, "Rounds: every system's row runs once per round, rounds one after another, "
+                       "so that each round's rows run minutes apart at most; the table gives medians over rounds "
+                       "and the median of the per-round lle / this ratios (a busy or throttled machine moves "
+                       "single runs by 20-30%).")
+  flags.DEFINE_string("row", None, "Internal: run one row (method|variant|system) and print it as JSON.")
 
 
 def _port(method):
@@ -48,12 +52,12 @@ def _port(method):
   return importlib.import_module(f"torch_ports.{method}")
 
 
-def _config(method, variant):
+def _config(method, variant, batch=None):
   sys.path.insert(0, ".")
   from lle import config_lib
   config = config_lib.load(f"configs/{method}.py" + ("" if variant == "paper" else f":{variant}"))
-  if FLAGS.batch:
-    config.batch_size = FLAGS.batch
+  if batch:
+    config.batch_size = batch
   return config
 
 
@@ -88,9 +92,11 @@ def check_equal(method, variant="tiny"):
   return lle_count
 
 
-def run_row(method, variant, system, steps):
+def run_row(method, variant, system, steps, *, batch=None, tf32=False):
+  """One system's train step of `method`: images/s, step ms (median), compile s (the first step) and peak
+  memory. `tf32`: torch's `allow_tf32` for matmuls and cuDNN (lle here always runs at "highest")."""
   import numpy as np
-  config = _config(method, variant)
+  config = _config(method, variant, batch)
   port = _port(method)
   data = port.batch(config, np.random.default_rng(0))
   times = []
@@ -111,9 +117,11 @@ def run_row(method, variant, system, steps):
     memory, kind = peak_memory_mb()
   else:
     import torch
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()  # this row's own peak when several run in one process
     fmt = torch.channels_last if system == "torch_channels_last" else torch.contiguous_format
     module = port.build(config).to(device=device, memory_format=fmt)
     step = port.make_step(config, module, use_compile=system == "torch_compile")
@@ -160,7 +168,7 @@ def main(argv):
   del argv
   if FLAGS.row:
     method, variant, system = FLAGS.row.split("|")
-    print(json.dumps(run_row(method, variant, system, FLAGS.steps)), flush=True)
+    print(json.dumps(run_row(method, variant, system, FLAGS.steps, batch=FLAGS.batch)), flush=True)
     return
   rows = []
   if FLAGS.vgg_weights == "random":
@@ -190,4 +198,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -23,3 +23,18 @@ def host_peak_rss_mb() -> float:
   except OSError:
     pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def compiled_memory_mb(compiled) -> float | None:
+  """The device memory one run of a compiled jax function holds, as XLA assigned its buffers: arguments,
+  outputs and temporaries, less the outputs that reuse donated arguments. Per executable, so several
+  measured in one process each get their own (the backend's peak counts the whole process). None where the
+  backend gives no analysis."""
+  try:
+    m = compiled.memory_analysis()
+  except (NotImplementedError, AttributeError, RuntimeError):
+    return None
+  if m is None:
+    return None
+  used = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+  return used / 2**20
