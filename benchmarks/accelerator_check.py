@@ -56,7 +56,7 @@ MARK = "@@accelerator_check "  # prefixes the workers' report lines (libraries p
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("smoke", False, "Tiny configs, 2 steps, small synthetic files: checks that every part runs "
-                  "(on a CPU in a minute or two), measures nothing worth reading.")
+                  "(on a CPU in a few minutes), measures nothing worth reading.")
 flags.DEFINE_string("out", None, "Also write the table (and the machine's description) to this JSON file.")
 flags.DEFINE_integer("budget_s", None, "Seconds for all rows together (default 450; --smoke 1200: a smoke run "
                      "checks that every part runs, on a shared CPU whose speed varies, and stops only what hangs).")
