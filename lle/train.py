@@ -211,6 +211,10 @@ class ConfigChangedError(ValueError):
   pass
 
 
+class EvaluationOnlyError(ValueError):
+  """A config whose data cannot train (`config.evaluation_only` says why and what to do instead)."""
+
+
 def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=False,
                        preemption_signals=preemption.DEFAULT_SIGNALS) -> dict | None:
   """Trains `config.method` to `config.num_train_steps`, resuming from the workdir's latest readable
@@ -219,6 +223,8 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   Returns the final results (as written to results.json) on process 0. On one of `preemption_signals`
   it finishes the step, saves a checkpoint, flushes the logs and raises `preemption.Preempted`.
   """
+  if config.get("evaluation_only"):
+    raise EvaluationOnlyError(f"this {config.method} config is for evaluation only: {config.evaluation_only}")
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   available = list(devices if devices is not None else jax.devices())
@@ -289,7 +295,10 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
       preempted = watcher.should_stop(step) and not is_last
       do_ckpt = step % config.checkpoint_every_steps == 0 or is_last or preempted
       do_eval = (step % config.eval_every_steps == 0 or is_last) and not preempted
-      if step % config.log_every_steps == 0 or do_ckpt or do_eval:
+      # The first step of every start is logged alone: a multi-term loss's terms at initialisation are
+      # what its weights are judged against (a window's mean would blur them with later steps).
+      first = step == start_step + 1
+      if step % config.log_every_steps == 0 or do_ckpt or do_eval or first:
         records = jax.device_get(pending)
         pending = []
         _check_finite(step, records)  # before any save: a NaN state never reaches a checkpoint
@@ -302,6 +311,8 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         last_log_time, last_log_step = now, step
         logger.scalars(step, {f"train/{k}": v for k, v in summary.items()})
         bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items() if k != "learning_rate"}, refresh=False)
+        if first and jax.process_index() == 0:
+          tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
       if do_ckpt:
         manager.save(step, args=ocp.args.StandardSave(state))
       if do_eval:
@@ -325,8 +336,9 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   return results
 
 
-def evaluate_checkpoint(config, workdir, *, step=None, devices=None) -> dict | None:
-  """Evaluates a saved checkpoint (the latest, or `step`) and rewrites results.json."""
+def evaluate_checkpoint(config, workdir, *, step=None, devices=None, results_dir=None) -> dict | None:
+  """Evaluates a saved checkpoint (the latest, or `step`) and rewrites results.json (in `results_dir`, or
+  the run folder: another folder keeps the run's own results when it is scored on other data)."""
   mesh = make_mesh(devices)
   method = methods.get(config)
   _, abstract_state = init_state(method, config, mesh)
@@ -341,7 +353,8 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None) -> dict | N
   no_reference = evaluator.no_reference(state)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
-                                  dataset=dataset, num_devices=mesh.size, no_reference=no_reference)
+                                  dataset=dataset, num_devices=mesh.size, no_reference=no_reference,
+                                  results_dir=results_dir)
 
 
 def summarize(config) -> list[dict]:
