@@ -9,7 +9,15 @@ Variants (`--config=configs/gladnet.py:VARIANT[,VARIANT]`):
          on R, G, B (sec. II-C), He initialisation (sec. III-B, [13]; the code: TF's Glorot default), the
          learning rate multiplied by 0.96 after each 100 batches (a staircase; the code decays smoothly)
   nr     also score LIME, DICM and MEF without references (NIQE), as sec. III-C evaluates on them
-  montulet  the data of Montulet & Briassouli's Table 1 (darkened FiveK expert C, 442 test images)
+  montulet  the data of Montulet & Briassouli's Table 1 (darkened FiveK expert C, 442 test images, the
+            darkened inputs saved as 8-bit images, scored as configs/tmgan.py scores). Table 1's GLADNet
+            column is the released model ("the weights provided on their respective Github pages",
+            their sec. 4.2): convert it, then score it on this data into its own folder:
+              ./launch.sh python -m lle.weights gladnet --from GLADNet/model --id=gladnet_release
+              ./launch.sh eval --config=configs/gladnet.py:montulet \
+                  --workdir=$LLE_WEIGHTS_DIR/gladnet_release --results_dir=runs/fivek/gladnet_release
+            Its results.json says "weights": "release"; a run trained here says "trained", and the report's
+            tmgan_table1 puts the two in separate columns.
   demo   the embedded low-light demo data (`lle_demo/lowlight`), sized to train in minutes on a CPU
   tiny   a minimal model and data for tests
 """
@@ -136,10 +144,11 @@ def _montulet(c):
   t = tmgan.get_config()
   for key in ("name", "input_feature", "target_feature", "recipe", "patches_per_image", "canny_sigma",
               "canny_min_edge_fraction", "canny_max_tries", "darken_min", "darken_max", "darken_gamma",
-              "darken_eval"):
+              "darken_eval", "darken_quantize_8bit", "fixed_patches"):
     c.data[key] = t.data[key]
   c.eval.metrics = tuple(t.eval.metrics)
   c.eval.quantize_rounding = t.eval.quantize_rounding
+  c.eval.fsitm_reference = t.eval.fsitm_reference
 
 
 VARIANTS = {"code": _code, "paper": _paper, "nr": _nr, "montulet": _montulet, "demo": _demo, "tiny": _tiny}

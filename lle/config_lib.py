@@ -76,6 +76,9 @@ def base(method: str) -> ml_collections.ConfigDict:
   # Clip outputs to [0, 1] before scoring, as a saved image is (False: score the network's float output
   # as it is, as DPED's train_model.py does with its tanh * 0.58 + 0.5 in [-0.08, 1.08]).
   c.eval.clip = True
+  # fsitm: its reference (an HDR image in FSITM's definition) "linear": decoded to linear light as the
+  # target's encoding says; "as_is": as the data set holds it (an 8-bit target image as its file).
+  c.eval.fsitm_reference = "linear"
   # Sets without references scored at each evaluation (results.json "no_reference"): TFDS names such as
   # "lowlight_nr/lime" (python -m lle.data.build lowlight_nr/lime --manual_dir=DIR) or "folder:PATH";
   # scored with these metrics (no target needed).

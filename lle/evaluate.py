@@ -6,8 +6,11 @@
    "dataset": {"name", "config", "version", "split", "num_images"}, "seed": S, "num_devices": D,
    "num_processes": P, "code": {"commit": sha or null, "dirty": bool or null, "version": lle version},
    "conventions": {"quantize_8bit", "quantize_rounding", "color", "ssim_window", "hdrvdp_release",
-                   "psnr_pooling", "clip" [, "pooling_batch_size"]},
+                   "psnr_pooling", "clip" [, "pooling_batch_size"],
+                   "fsitm_reference"},
    "layer_forms": "cpu" | "plain" (config.layer_forms as this process resolved it: lle.nn.layers),
+   "weights": "trained" | "release" (a run folder made by `lle.releases` from published weights, scored as
+   imported: tables keep the two apart),
    "no_reference": {set: {"num_images", "model": {metric: mean}, "baselines": {...}, "per_image": {...}}}}
   (the last only when `config.eval.no_reference` names sets without references: LIME, DICM, NPE, MEF)
 """
@@ -28,7 +31,8 @@ from lle.nn.layers import layer_forms
 # Allowed values of each scoring convention, the default first (see lle.config_lib.base).
 CONVENTIONS = {"quantize_8bit": (False, True), "quantize_rounding": ("round", "floor"), "color": ("rgb", "y"),
                "ssim_window": ("gaussian", "matlab"), "hdrvdp_release": ("2.2.2", "2.2.0"),
-               "psnr_pooling": ("image", "batch"), "clip": (True, False)}
+               "psnr_pooling": ("image", "batch"), "clip": (True, False),
+               "fsitm_reference": ("linear", "as_is")}
 # Metrics whose mean `psnr_pooling="batch"` takes over groups of images instead of one image at a time.
 POOLED_METRICS = ("psnr", "ms_ssim_dped")
 
@@ -143,7 +147,8 @@ def metric_fns(config) -> dict:
   Any metric of `lle.metrics.METRICS` can be named; psnr, ssim, mse and ms_ssim follow the colour space
   and SSIM window of `conventions(config)`, hdrvdp2 its HDR-VDP release. Images are in model space
   ([0, 1]); metrics on linear HDR see decoded values, relative to `config.eval.mpsnr_reference_nits`
-  (mPSNR's exposure 0), except PU21 metrics, which need absolute cd/m^2.
+  (mPSNR's exposure 0), except PU21 metrics, which need absolute cd/m^2. FSITM's reference is decoded the same way (`fsitm_reference =
+  "linear"`) or passed as it is (`"as_is"`: an 8-bit target image as its file holds it).
   """
   unknown = [m for m in config.eval.metrics if m not in metrics.METRICS]
   if unknown:
@@ -159,9 +164,11 @@ def metric_fns(config) -> dict:
     decode = functools.partial(_decode_linear, data_config=config.data,
                                reference_nits=config.eval.mpsnr_reference_nits, absolute=name.startswith("pu_") or name == "hdrvdp2")
 
-    def fn(pred, target, metric=metric, decode=decode):
+    decode_target = metric.hdr_target and not (name == "fsitm" and conv["fsitm_reference"] == "as_is")
+
+    def fn(pred, target, metric=metric, decode=decode, decode_target=decode_target):
       pred = decode(pred) if metric.hdr_pred else pred
-      target = decode(target) if metric.hdr_target else target
+      target = decode(target) if decode_target else target
       return metric(pred, target if metric.needs_target else None, data_range=1.0)
 
     fns[name] = fn if metric.host else jax.jit(fn)
@@ -380,8 +387,16 @@ def code_version() -> dict:
   return {"commit": commit, "dirty": dirty, "version": lle.__version__}
 
 
+def weights_origin(workdir, step: int) -> str:
+  """'release' for a run folder that `lle.releases` made from published weights (its release.json) at the
+  imported step 0; 'trained' for anything lle trained, a fine-tuned release included."""
+  return "release" if step == 0 and (epath.Path(workdir) / "release.json").exists() else "trained"
+
+
 def write_results(workdir, *, config, step, means, per_image, dataset, num_devices, num_devices_available=None,
-                  no_reference=None):
+                  no_reference=None, results_dir=None):
+  """results.json of the checkpoint of run folder `workdir` at `step`, written into `results_dir`
+  (default: the run folder)."""
   if jax.process_index() != 0:
     return None
   results = {
@@ -398,10 +413,13 @@ def write_results(workdir, *, config, step, means, per_image, dataset, num_devic
       "code": code_version(),
       "conventions": conventions(config),
       "layer_forms": layer_forms(config),
+      "weights": weights_origin(workdir, step),
   }
   if no_reference:
     results["no_reference"] = no_reference
-  path = epath.Path(workdir) / "results.json"
+  out = epath.Path(results_dir or workdir)
+  out.mkdir(parents=True, exist_ok=True)
+  path = out / "results.json"
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(json.dumps(results, indent=2, default=str))
   tmp.replace(path)  # atomic: readers never see half a file

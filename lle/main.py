@@ -1,7 +1,7 @@
 """Entry point: `python -m lle.main --config=configs/<method>.py[:variant] --workdir=DIR [--mode=...]`.
 
 Modes: train (with periodic evaluation; resumes from the workdir), eval (a checkpoint: the latest or
---checkpoint_step), summary (parameter count and FLOPs per image of each network; no workdir needed).
+--checkpoint_step; results.json into the workdir or --results_dir), summary (parameter count and FLOPs per image of each network; no workdir needed).
 Overrides: `--config.loss.alpha=1e3`. Multi-host: pass --coordinator_address, --num_processes and
 --process_id, or --distributed to let `jax.distributed.initialize` read them from the cluster (SLURM...).
 
@@ -30,6 +30,8 @@ flags.DEFINE_string("variants", None, "Config variants applied before --config's
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.jsonl, results.json, config.json.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"], "What to do.")
 flags.DEFINE_integer("checkpoint_step", None, "eval mode: the checkpoint step (default: the latest).")
+flags.DEFINE_string("results_dir", None, "eval mode: where results.json goes (default: the workdir). Another "
+                    "folder keeps the run's own results when it is scored on another data set.")
 flags.DEFINE_bool("allow_config_change", False,
                   "Resume a workdir even if the config differs in fields that change training.")
 flags.DEFINE_list("preemption_signals", ["SIGTERM", "SIGUSR1"],
@@ -123,11 +125,11 @@ def main(argv):
     except preemption.Preempted as e:
       print(f"{e}; resume with the same arguments (exit code {preemption.EXIT_CODE})", flush=True)
       sys.exit(preemption.EXIT_CODE)
-    except train.ConfigChangedError as e:
+    except (train.ConfigChangedError, train.EvaluationOnlyError) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
   else:
-    results = train.evaluate_checkpoint(config, workdir, step=FLAGS.checkpoint_step)
+    results = train.evaluate_checkpoint(config, workdir, step=FLAGS.checkpoint_step, results_dir=FLAGS.results_dir)
   if results is not None:
     print(f"step {results['step']}: model {results['model']}")
     for name, scores in results["baselines"].items():

@@ -37,7 +37,10 @@ them). A column may add "system": "<baseline>" to take a baseline's scores from 
 (results["baselines"][name]) instead of the model's, or "paper_only": true for a method lle does not run
 (its cells stay `missing`; the reference rows fill it). With "baseline_columns", every baseline found in
 the considered runs' results["baselines"] gets a column: the label it maps to (a paper column of the same
-method) or its own name.
+method) or its own name. A column may also add
+"weights": "release" | "trained" to take only runs whose results.json says so (imported published weights
+or lle's own training; a run without the tag matches neither), so that a released model and retrained runs
+never share a cell.
 """
 import csv
 import io
@@ -77,11 +80,13 @@ TABLES = {
         "title": "Montulet & Briassouli Table 1: MIT-Adobe FiveK expert C, Montulet split (442 test images)",
         "where": {"data.name": "mit_fivek/expert_c_montulet"},
         "columns": [
-            {"label": "Deep Photo Enhancer", "where": {"method": "dpe"}},  # not in lle: paper values only
-            {"label": "GLADNet", "where": {"method": "gladnet"}},
-            {"label": "Deep Retinex", "where": {"method": "retinexnet"}},  # not in lle: paper values only
-            {"label": "proposed network", "where": {"method": "tmgan"}},
-            {"label": "identity", "where": {"method": "tmgan"}, "system": "identity"},
+            {"label": "Deep Photo Enhancer", "paper_only": True},  # not in lle: paper values only
+            # Sec. 4.2: "the weights provided on their respective Github pages" (configs/gladnet.py:montulet).
+            {"label": "GLADNet (released weights)", "where": {"method": "gladnet"}, "weights": "release"},
+            {"label": "GLADNet (retrained)", "where": {"method": "gladnet"}, "weights": "trained"},
+            {"label": "Deep Retinex", "paper_only": True},  # not in lle: paper values only
+            {"label": "proposed network", "where": {"method": "tmgan", "variants": {"has": "paper"}}},
+            {"label": "identity", "where": {"method": "tmgan", "variants": {"has": "paper"}}, "system": "identity"},
         ],
         "metrics": ["psnr", "mse_8bit", "fsitm"],
         "paper_data": ["mit_fivek/expert_c_montulet"],
@@ -253,7 +258,8 @@ def build_table(spec: dict, runs: list[dict]) -> dict:
   cells, members = {}, {}
   columns = _columns(spec, considered)
   for column in columns:
-    chosen = [] if column.get("paper_only") else [r for r in considered if matches(r["config"], column["where"])]
+    chosen = [] if column.get("paper_only") else [r for r in considered if matches(r["config"], column["where"])
+                                                       and ("weights" not in column or r.get("weights") == column["weights"])]
     members[column["label"]] = [r["dir"] for r in chosen]
     scores = [r.get("baselines", {}).get(column["system"], {}) if "system" in column else r.get("model", {})
               for r in chosen]

@@ -86,7 +86,9 @@ def test_colour_space_and_ssim_window_follow_the_config(tmp_path):
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["conventions"] == results["conventions"] == {
       "quantize_8bit": False, "quantize_rounding": "round", "color": "y", "ssim_window": "matlab",
-      "hdrvdp_release": "2.2.2", "psnr_pooling": "image", "clip": True}
+      "hdrvdp_release": "2.2.2", "psnr_pooling": "image", "clip": True,
+      "fsitm_reference": "linear"}
+  assert saved["weights"] == "trained"
 
 
 def test_hdrvdp_columns_follow_the_configured_release():
@@ -110,6 +112,47 @@ def test_hdrvdp_columns_follow_the_configured_release():
     config.eval.hdrvdp_release = "2.2.1"
   with pytest.raises(ValueError, match=r"config.eval.hdrvdp_release='2.2.1'; expected one of \('2.2.2', '2.2.0'\)"):
     evaluate.metric_fns(config)
+
+
+def test_fsitm_reference_as_is_or_decoded_to_linear_light():
+  """eval.fsitm_reference: "as_is" hands FSITM the 8-bit target as its file holds it (tmgan's default, the
+  paper's likely reading), "linear" its sRGB decoding; each is recorded in results.json's conventions."""
+  from skimage import data
+  from lle import color
+  from lle.metrics import feature_similarity
+  target = (data.astronaut()[::8, ::8] / 255.0).astype(np.float32)  # 64 x 64
+  output = np.clip(target[None] ** 0.7 * 1.1, 0, 1).astype(np.float32)
+  config = load_config("configs/tmgan.py:tiny")
+  assert config.eval.fsitm_reference == "as_is"
+  scores = {}
+  for reference in ("as_is", "linear"):
+    with config.unlocked():
+      config.eval.metrics, config.eval.fsitm_reference = ("fsitm",), reference
+      config.eval.quantize_8bit, config.eval.num_images_to_save = False, 0
+    means, _, _ = evaluate.evaluate(_stub(output), None, _examples(target), config)
+    scores[reference] = means["model"]["fsitm"]
+    assert evaluate.conventions(config)["fsitm_reference"] == reference
+  as_is = float(feature_similarity.fsitm(output, target[None]).mean[0])
+  linear = float(feature_similarity.fsitm(output, color.srgb_to_linear(target[None])).mean[0])
+  assert scores == pytest.approx({"as_is": as_is, "linear": linear}, rel=1e-6)
+  assert abs(as_is - linear) > 0.01  # the convention changes the score
+  with config.unlocked():
+    config.eval.fsitm_reference = "log"
+  with pytest.raises(ValueError, match=r"fsitm_reference='log'; expected one of \('linear', 'as_is'\)"):
+    evaluate.conventions(config)
+
+
+def test_weights_origin_tells_a_release_folder_from_a_trained_run(tmp_path):
+  (tmp_path / "release.json").write_text("{}")
+  assert evaluate.weights_origin(tmp_path, 0) == "release"
+  assert evaluate.weights_origin(tmp_path, 10) == "trained"  # fine-tuned from the release
+  assert evaluate.weights_origin(tmp_path / "elsewhere", 0) == "trained"
+  config = load_config("configs/gladnet.py:tiny")
+  out = tmp_path / "scored_elsewhere"
+  results = evaluate.write_results(tmp_path, config=config, step=0, means={"model": {}}, per_image={},
+                                   dataset={}, num_devices=1, results_dir=out)
+  assert json.loads((out / "results.json").read_text())["weights"] == results["weights"] == "release"
+  assert not (tmp_path / "results.json").exists()
 
 
 def test_each_method_scores_as_its_paper_and_bad_values_are_refused():

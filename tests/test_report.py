@@ -105,23 +105,39 @@ def test_custom_spec_and_conditions():
 
 def test_tmgan_table1_takes_the_identity_column_from_the_baselines_and_only_the_montulet_split(tmp_path):
   fivek = {"name": "mit_fivek/expert_c_montulet", "eval_split": "test"}
-  for name, method, model, identity in [("t", "tmgan", {"psnr": 20.5, "mse_8bit": 900.0, "fsitm": 0.9},
-                                         {"psnr": 9.0, "mse_8bit": 8000.0, "fsitm": 0.7}),
-                                        ("g", "gladnet", {"psnr": 18.0, "mse_8bit": 1200.0, "fsitm": 0.88}, None)]:
-    _run(tmp_path, name, {"method": method, "data": fivek, "scale": "full"}, model,
-         {"identity": identity} if identity else {})
-  _run(tmp_path, "demo", {"method": "tmgan", "data": {"name": "lle_demo/lowlight"}, "scale": "demo"}, {"psnr": 1.0})
+  for name, method, variants, model, identity, weights in [
+      ("t", "tmgan", ["paper"], {"psnr": 20.5, "mse_8bit": 900.0, "fsitm": 0.9},
+       {"psnr": 9.0, "mse_8bit": 8000.0, "fsitm": 0.7}, "trained"),
+      ("t_down8", "tmgan", ["down8"], {"psnr": 1.0, "mse_8bit": 1.0, "fsitm": 0.1}, None, "trained"),
+      ("g", "gladnet", ["code", "montulet"], {"psnr": 18.0, "mse_8bit": 1200.0, "fsitm": 0.88}, None, "trained"),
+      ("g2", "gladnet", ["code", "montulet"], {"psnr": 17.0, "mse_8bit": 1300.0, "fsitm": 0.86}, None, "trained"),
+      ("release", "gladnet", ["code", "montulet"], {"psnr": 13.0, "mse_8bit": 3000.0, "fsitm": 0.84}, None,
+       "release"),
+      ("untagged", "gladnet", ["code", "montulet"], {"psnr": 99.0, "mse_8bit": 1.0, "fsitm": 0.99}, None, None)]:
+    d = tmp_path / name
+    d.mkdir()
+    results = {"config": {"method": method, "data": fivek, "scale": "full", "variants": variants}, "model": model,
+               "step": 1, "baselines": {"identity": identity} if identity else {}}
+    if weights:
+      results["weights"] = weights
+    (d / "results.json").write_text(json.dumps(results))
+  _run(tmp_path, "demo", {"method": "tmgan", "data": {"name": "lle_demo/lowlight"}, "scale": "demo",
+                          "variants": ["paper", "demo"]}, {"psnr": 1.0})
   tables = report.build_tables(report.TABLES["tmgan_table1"], report.load_runs(str(tmp_path)))
   assert len(tables) == 1  # the demo run is on other data: not considered
   table = tables[0]
-  assert table["cells"]["proposed network"]["psnr"] == {"n": 1, "mean": 20.5, "std": 0.0}
+  assert table["cells"]["proposed network"]["psnr"] == {"n": 1, "mean": 20.5, "std": 0.0}  # not down8's
   assert table["cells"]["identity"]["mse_8bit"]["mean"] == 8000.0
-  assert table["cells"]["GLADNet"]["fsitm"]["mean"] == 0.88
+  # The released GLADNet and the retrained runs never share a cell; a run without the tag is in neither.
+  assert table["cells"]["GLADNet (released weights)"]["psnr"] == {"n": 1, "mean": 13.0, "std": 0.0}
+  retrained = table["cells"]["GLADNet (retrained)"]["fsitm"]
+  assert retrained["n"] == 2 and retrained["mean"] == pytest.approx(0.87)
   assert table["cells"]["Deep Retinex"]["psnr"]["n"] == 0
-  reference = json.load(open(report.FLAGS["reference"].default))["tmgan_table1"]
+  reference = {k: v for k, v in json.load(open(report.FLAGS["reference"].default))["tmgan_table1"].items()
+               if not k.startswith("_")}
   md = report.to_markdown(table, reference)
-  assert "| paper: psnr | 13.04 | 13.79 | 14.24 | 19.72 | — |" in md
-  assert "| psnr | missing | 18 (n=1) | missing | 20.5 (n=1) | 9 (n=1) |" in md
+  assert "| paper: psnr | 13.04 | 13.79 | — | 14.24 | 19.72 | — |" in md
+  assert "| psnr | missing | 13 (n=1) | 17.5 ± 0.71 (n=2) | missing | 20.5 (n=1) | 9 (n=1) |" in md
 
 
 def test_neid_table1_neid_and_gladnet_beside_the_paper_and_whatever_baselines_the_runs_hold():

@@ -1,4 +1,5 @@
-"""Full-reference fidelity metrics for display-referred images: MSE, PSNR, SSIM, MS-SSIM.
+"""Full-reference fidelity metrics for display-referred images: MSE, PSNR (also of CIELAB lightness),
+SSIM, MS-SSIM.
 
 All functions take NHWC float arrays (``pred``, ``target``) of equal shape, values in
 ``[0, data_range]``, and return one score per image, shape ``[N]``. They are pure and jitted with
@@ -83,6 +84,18 @@ def psnr(
   err = mse(pred, target, data_range=data_range, quantize=quantize,
             y_channel=y_channel, crop_border=crop_border)
   return 10.0 * jnp.log10(data_range**2 / err)
+
+
+@jax.jit
+def psnr_lightness(pred: chex.Array, target: chex.Array, *, data_range: float = 1.0) -> chex.Array:
+  """PSNR of CIELAB lightness per image in dB: ``10 log10(100^2 / MSE(L))``, L in [0, 100] of the sRGB
+  images (D65, scikit-image's ``rgb2lab``; values clipped to ``[0, data_range]`` first). It scores
+  tone alone: a method that changes only L (Montulet & Briassouli 2019) is judged here apart from the
+  colour it keeps."""
+  _prep.check_pair(pred, target)
+  from lle import color
+  light = lambda x: color.srgb_to_lab(jnp.clip(x / data_range, 0.0, 1.0))[..., :1]
+  return psnr(light(pred), light(target), data_range=100.0)
 
 
 def _ssim_terms(x, y, *, data_range, k1, k2, filter_size, sigma):

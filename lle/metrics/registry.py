@@ -101,6 +101,8 @@ _ENTRIES = (
     Metric('psnr_y',
            lambda p, t, dr: {'psnr_y': fidelity.psnr(p, t, data_range=dr, y_channel=_gray_or_y(p))},
            ('psnr_y',), doc='PSNR on BT.601 Y (MATLAB rgb2ycbcr)'),
+    Metric('psnr_l', lambda p, t, dr: {'psnr_l': fidelity.psnr_lightness(p, t, data_range=dr)}, ('psnr_l',),
+           doc='PSNR of CIELAB L (sRGB, D65), peak 100: tone without colour'),
     Metric('ssim', lambda p, t, dr: {'ssim': fidelity.ssim(p, t, data_range=dr)}, ('ssim',),
            doc="Wang's ssim_index: 11x11 Gaussian, 'valid', per channel averaged"),
     Metric('ssim_y',

@@ -74,6 +74,24 @@ def _matlab_y(rgb01):
   return (16.0 + 65.481 * rgb01[..., 0] + 128.553 * rgb01[..., 1] + 24.966 * rgb01[..., 2]) / 255.0
 
 
+def test_psnr_l_matches_skimage_lab(pairs):
+  """psnr_l: PSNR of CIELAB L (peak 100) of scikit-image's rgb2lab, on [0, 1] and on the 0-255 scale, and
+  the registered metric reports it."""
+  from skimage import color as skcolor
+  pred, target = pairs
+  got = np.asarray(metrics.fidelity.psnr_lightness(pred, target))
+  got_255 = np.asarray(metrics.METRICS['psnr_l'](pred * 255, target * 255, data_range=255.0)['psnr_l'])
+  for i in range(len(pred)):
+    want = skm.peak_signal_noise_ratio(skcolor.rgb2lab(target[i].astype(np.float64))[..., 0],
+                                       skcolor.rgb2lab(pred[i].astype(np.float64))[..., 0], data_range=100.0)
+    np.testing.assert_allclose(got[i], want, atol=2e-4 * abs(want))
+    np.testing.assert_allclose(got_255[i], want, atol=2e-4 * abs(want))
+  # Lightness alone: a change of colour at equal L costs RGB PSNR, not psnr_l.
+  red, green = (_f32(skcolor.lab2rgb(np.full((1, 8, 8, 3), [50.0, a, 0.0]))) for a in (20.0, -20.0))
+  assert float(metrics.psnr(red, green)[0]) < 25.0
+  assert float(metrics.fidelity.psnr_lightness(red, green)[0]) > 60.0
+
+
 def test_psnr_y_matches_matlab_formula(pairs):
   pred, target = (x.astype(np.float64) for x in pairs)
   got = np.asarray(metrics.psnr(_f32(pred), _f32(target), y_channel=True, crop_border=4))
