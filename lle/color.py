@@ -142,3 +142,15 @@ def lab_to_srgb(lab):
   xyz = jnp.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / _LAB_KAPPA) * jnp.asarray(D65_WHITE, dtype)
   _, inverse = _xyz_matrices(dtype)
   return linear_to_srgb(xyz @ inverse.T)
+
+
+def linear_to_y(linear):
+  """CIE Y (white = 1) of linear sRGB, [..., 3] -> [...]: the middle row of the matrix `srgb_to_lab` uses."""
+  linear = jnp.asarray(linear)
+  return linear @ jnp.asarray(_XYZ_FROM_RGB[1], jnp.result_type(linear, jnp.float32))
+
+
+def lightness_to_y(lightness):
+  """CIELAB L in [0, 100] -> CIE Y (white = 1): the inverse of L = 116 f(Y) - 16 (`srgb_to_lab`'s f)."""
+  fy = (jnp.asarray(lightness) + 16.0) / 116.0
+  return jnp.where(fy > 6.0 / 29.0, fy**3, (fy - 16.0 / 116.0) / _LAB_KAPPA)

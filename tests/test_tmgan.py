@@ -84,6 +84,44 @@ def test_patchgan_output_is_n_over_128(n):
   assert out.shape == (2, n // 128, n // 128)
 
 
+def _plain_discriminator(params, x, *, features, eps, slope):
+  """PatchGAN by hand with lax: per block reflection pad 1, 3x3 stride-2 VALID conv + bias, from the
+  second block on instance norm (biased variance over H, W per image and channel, learnt scale and
+  shift), LeakyReLU; then pad, 3x3 stride-1 conv to one map."""
+  def conv(h, p, stride):
+    h = jnp.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    out = jax.lax.conv_general_dilated(h, p["kernel"], (stride, stride), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       precision=jax.lax.Precision.HIGHEST)
+    return out + p["bias"]
+  h = x
+  for i in range(len(features)):
+    h = conv(h, params[f"Conv_{i}"], 2)
+    if i > 0:
+      norm = params[f"InstanceNorm_{i - 1}"]
+      mean = h.mean(axis=(1, 2), keepdims=True)
+      var = ((h - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+      h = (h - mean) / jnp.sqrt(var + eps) * norm["scale"] + norm["bias"]
+    h = jnp.where(h >= 0, h, slope * h)
+  return conv(h, params[f"Conv_{len(features)}"], 1)[..., 0]
+
+
+def test_patchgan_forward_matches_a_plain_lax_transcription():
+  features = (4, 8, 8)
+  d = PatchDiscriminator(features=features, norm_epsilon=1e-3, negative_slope=0.2)
+  x = jax.random.uniform(jax.random.key(1), (2, 64, 64, 2))
+  params = d.init(jax.random.key(0), x)["params"]
+  rng = np.random.default_rng(4)  # norm parameters away from their identity start, so that they count
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, v: v + rng.normal(0, 0.3, v.shape).astype(np.float32)
+      if "InstanceNorm" in jax.tree_util.keystr(path) else v, params)
+  assert sorted(params) == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "InstanceNorm_0", "InstanceNorm_1"]
+  ours = np.asarray(d.apply({"params": params}, x))
+  want = np.asarray(_plain_discriminator(params, x, features=features, eps=1e-3, slope=0.2))
+  assert ours.shape == (2, 8, 8) and want.std() > 0.1
+  np.testing.assert_allclose(ours, want, atol=2e-5 * np.abs(want).max())
+
+
 def _tiny(**changes):
   config = load_config("configs/tmgan.py:tiny")
   with config.unlocked():
@@ -134,6 +172,29 @@ def test_lsgan_signs_d_step_lowers_its_loss_and_g_step_raises_ds_score():
   np.testing.assert_allclose(float(metrics["d_loss"]), d_loss(d0), rtol=1e-4)  # the loss D's step saw
 
 
+def test_generator_adversarial_target_is_plus_one_and_the_terms_add_up():
+  """Sec. 2.2: G is scored by the LSGAN MSE of D's map on its output against +1 (the "real" value), with
+  the discriminator and generator before the step; the loss is the sum of the weighted terms."""
+  config = _tiny(**{"loss.mse_weight": 0.7, "loss.adversarial_weight": 0.3})
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  last = f"Conv_{len(config.discriminator.features)}"
+  disc = state["disc"].params
+  # D's map moved to about 2, where the candidate targets give far apart values: (2-1)^2 = 1, (2+1)^2 = 9, 2^2 = 4.
+  disc = {**disc, last: {**disc[last], "bias": disc[last]["bias"] + 2.0}}
+  state = dict(state, disc=state["disc"].replace(params=disc))
+  batch = _batch(config)
+  _, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
+  _, fake_in = _d_in(config, state, batch, state)
+  scores = np.asarray(jax.jit(state["disc"].apply_fn)({"params": disc}, fake_in))
+  assert 1.5 < scores.mean() < 2.5
+  np.testing.assert_allclose(float(metrics["g_adversarial"]), np.mean((scores - 1.0) ** 2), rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["weighted_adversarial"]), 0.3 * float(metrics["g_adversarial"]), rtol=1e-6)
+  np.testing.assert_allclose(float(metrics["weighted_mse"]), 0.7 * float(metrics["mse"]), rtol=1e-6)
+  np.testing.assert_allclose(float(metrics["g_loss"]),
+                             float(metrics["weighted_mse"]) + float(metrics["weighted_adversarial"]), rtol=1e-6)
+
+
 def test_generator_mse_falls_over_steps():
   config = _tiny(**{"optimizer.schedule": "constant", "optimizer.learning_rate": 2e-3})
   method = methods.get(config)
@@ -159,6 +220,49 @@ def test_output_keeps_the_inputs_a_and_b():
   assert inside.mean() > 0.5
   np.testing.assert_allclose(lab_out[inside][:, 1:], lab_in[inside][:, 1:], atol=0.05)
   assert np.abs(lab_out[..., 0] - lab_in[..., 0]).max() > 1.0  # L is the network's, not the input's
+
+
+def test_scaled_chroma_restores_a_linear_darkening_and_scales_a_b_with_the_lightness_gain():
+  x = (_photo(32, 6) * 0.7 + 0.15).astype(np.float32)
+  d = 8.0
+  dark = np.asarray(color.linear_to_srgb(color.srgb_to_linear(x) / d))  # the same scene, d times less light
+  light = tmgan.lightness(jnp.asarray(x))
+  restored = np.asarray(tmgan.with_lightness(jnp.asarray(dark), light, chroma="scaled", chroma_floor=0.0))
+  np.testing.assert_allclose(restored, x, atol=2e-4)  # the scene's own colours come back
+  kept = np.asarray(tmgan.with_lightness(jnp.asarray(dark), light, chroma="input"))
+  chroma = lambda im: np.hypot(*np.moveaxis(skimage.color.rgb2lab(im)[..., 1:], -1, 0)).mean()
+  assert chroma(kept) < 0.6 * chroma(x)  # the input's a, b kept: paler by about d^(-1/3) = 0.5
+  # Any new L: L is the new one, and where both lightnesses lie in CIELAB's cube-root part (L > 8), a and b
+  # are the input's times (L_new + 16) / (L_in + 16).
+  new_light = jnp.asarray(np.random.default_rng(1).uniform(0.3, 0.8, x.shape[:2] + (1,)), jnp.float32)
+  out = np.asarray(tmgan.with_lightness(jnp.asarray(x), new_light, chroma="scaled", chroma_floor=0.0))
+  lab_in, lab_out = skimage.color.rgb2lab(x), skimage.color.rgb2lab(out)
+  inside = np.all((out > 1e-3) & (out < 1 - 1e-3), axis=-1)
+  assert inside.mean() > 0.5
+  gain = (100.0 * np.asarray(new_light)[..., 0] + 16.0) / (lab_in[..., 0] + 16.0)
+  np.testing.assert_allclose(lab_out[inside][:, 0], 100.0 * np.asarray(new_light)[inside][:, 0], atol=0.02)
+  np.testing.assert_allclose(lab_out[inside][:, 1:], lab_in[inside][:, 1:] * gain[inside][:, None], atol=0.05)
+  # A black input pixel has no colour to scale: with the floor it comes out grey at the new L.
+  black = np.zeros((1, 1, 3), np.float32)
+  grey = np.asarray(tmgan.with_lightness(jnp.asarray(black), jnp.full((1, 1, 1), 0.5), chroma="scaled",
+                                         chroma_floor=1 / (255 * 12.92)))
+  np.testing.assert_allclose(skimage.color.rgb2lab(grey)[0, 0], [50.0, 0.0, 0.0], atol=0.05)
+  with pytest.raises(ValueError, match="generator.chroma 'hue'"):
+    tmgan.with_lightness(jnp.asarray(x), light, chroma="hue")
+
+
+def test_predict_follows_the_chroma_setting():
+  config = _tiny()
+  method = methods.get(config)
+  state = method.init(jax.random.key(0))
+  x = jnp.asarray((_photo(32, 5) * 0.3)[None].astype(np.float32))
+  light = tmgan.tanh_to_lightness(state["gen"].apply_fn({"params": state["gen"].params}, tmgan.lightness(x)),
+                                  "affine")
+  scaled = _tiny(**{"generator.chroma": "scaled"})
+  np.testing.assert_allclose(np.asarray(methods.get(scaled).predict(state, x)),
+                             np.asarray(tmgan.with_lightness(x, light, chroma="scaled",
+                                                             chroma_floor=scaled.generator.chroma_floor)), atol=1e-6)
+  assert np.abs(np.asarray(method.predict(state, x)) - np.asarray(methods.get(scaled).predict(state, x))).max() > 0.01
 
 
 @pytest.mark.parametrize("shape,step,want", [
@@ -189,6 +293,32 @@ def test_cyclic_schedule_growing_cycles_and_floor():
     optim.cyclic_schedule(1.0, 10, shape="exponential")
 
 
+def test_sgdr_variant_matches_optax_sgdr_schedule():
+  """`sgdr`: cosine cycles 1.5x longer each, peaks x 0.9, an absolute floor of 1e-5: optax's sgdr_schedule
+  of warm-up-free cosine pieces (cycle_steps 8: cycles of 8, 12, 18, 27 steps)."""
+  import optax
+  opt = load_config("configs/tmgan.py:sgdr").optimizer
+  assert (opt.cycle_shape, opt.cycle_mult, opt.decay_factor, opt.min_learning_rate) == ("cosine", 1.5, 0.9, 1e-5)
+  with opt.unlocked():
+    opt.cycle_steps = 8
+  ours = optim.schedule(opt)
+  pieces = [dict(init_value=0.01 * 0.9**k, peak_value=0.01 * 0.9**k, warmup_steps=0, decay_steps=n, end_value=1e-5)
+            for k, n in enumerate((8, 12, 18, 27))]
+  want = optax.sgdr_schedule(pieces)
+  steps = np.arange(65)
+  np.testing.assert_allclose([float(ours(t)) for t in steps], [float(want(t)) for t in steps], rtol=1e-5, atol=1e-9)
+  assert float(ours(7)) < 4e-4 and float(ours(8)) == pytest.approx(0.009, rel=1e-6)  # the floor, then a restart
+
+
+def test_lol_is_evaluation_only(tmp_path):
+  from lle import train
+  config = load_config("configs/tmgan.py:tiny,lol")
+  with pytest.raises(train.EvaluationOnlyError, match=r"smaller than the 512x512 training crop.*--mode=eval|"
+                                                      r"smaller than the 512x512 training crop.*launch.sh eval"):
+    train.train_and_evaluate(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()  # stopped before anything was written
+
+
 def test_paper_config_without_vgg_weights_stops_with_how_to_get_them(tmp_path, monkeypatch):
   monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
   config = load_config("configs/tmgan.py")
@@ -206,7 +336,28 @@ def test_vgg_loss_on_lightness_with_converted_weights(fake_vgg_weights):
   assert sorted(state["vgg"]) == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
   new, metrics = jax.jit(method.train_step)(state, _batch(config), jax.random.key(1))
   assert np.isfinite(float(metrics["perceptual"])) and float(metrics["perceptual"]) > 0
+  np.testing.assert_allclose(float(metrics["weighted_perceptual"]), 1e-3 * float(metrics["perceptual"]), rtol=1e-6)
   np.testing.assert_array_equal(new["vgg"]["conv2_2"]["kernel"], state["vgg"]["conv2_2"]["kernel"])
+
+
+def test_a_run_logs_the_three_loss_terms_at_its_first_step(fake_vgg_weights, tmp_path, tfds_data_dir):
+  """The trainer logs the first step alone (then every log_every_steps): metrics.jsonl opens with the
+  generator's three terms, raw and weighted, at initialisation, with VGG weights converted by lle.weights."""
+  import json
+  from lle import train
+  config = _tiny(**{"loss.perceptual_weight": 1e-3, "num_train_steps": 3, "log_every_steps": 2,
+                    "eval_every_steps": 3, "checkpoint_every_steps": 3})
+  train.train_and_evaluate(config, tmp_path)
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train_records = [r for r in records if "train/g_loss" in r]
+  assert [r["step"] for r in train_records] == [1, 2, 3]
+  first = train_records[0]
+  for term, weight in (("mse", 1.0), ("perceptual", 1e-3), ("g_adversarial", config.loss.adversarial_weight)):
+    name = "weighted_" + term.removeprefix("g_")
+    assert first[f"train/{term}"] > 0
+    np.testing.assert_allclose(first[f"train/{name}"], weight * first[f"train/{term}"], rtol=1e-5)
+  np.testing.assert_allclose(first["train/g_loss"], sum(first[f"train/weighted_{t}"] for t in
+                                                         ("mse", "perceptual", "adversarial")), rtol=1e-5)
 
 
 def test_held_out_inputs_are_darkened_once_by_name(tfds_data_dir):
@@ -217,7 +368,11 @@ def test_held_out_inputs_are_darkened_once_by_name(tfds_data_dir):
   np.testing.assert_array_equal(ex_a["input"], ex_b["input"])
   plain = next(iter(pipeline.eval_set(_tiny())))
   d = montulet.eval_divisor(ex_a["name"], config.seed, 1, 128)
-  np.testing.assert_allclose(ex_a["input"], montulet.darken(plain["input"], d), atol=1e-6)
+  codes = ex_a["input"] * 255.0  # the saved 8-bit image (sec. 4), read back as k / 255
+  np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)
+  np.testing.assert_allclose(ex_a["input"], montulet.darken(plain["input"], d), atol=0.5 / 255 + 1e-6)
+  floats = next(iter(pipeline.eval_set(_tiny(**{"data.darken_eval": True, "data.darken_quantize_8bit": False}))))
+  np.testing.assert_allclose(floats["input"], montulet.darken(plain["input"], d), atol=1e-6)
   divisors = {montulet.eval_divisor(f"a{i:04d}", 0, 1, 128) for i in range(200)}
   assert min(divisors) >= 1 and max(divisors) <= 128 and len(divisors) > 60
 
@@ -228,21 +383,27 @@ def test_cyclic_lr_sweep_runs_build_their_schedules():
   from lle import sweep
   from tests.conftest import REPO
   runs = sweep.expand(sweep.load_sweep(os.path.join(REPO, "sweeps", "tmgan_cyclic_lr.yaml")))
-  assert len(runs) == 4 * 3 * 3
-  shapes = set()
+  assert len(runs) == 4 * 4 * 3 * 3
+  shapes, configs = set(), {}
   for run in runs:
-    assert run["config"] == "configs/tmgan.py"
-    opt = load_config("configs/tmgan.py").optimizer
+    config = load_config(run["config"])
+    opt = config.optimizer
     with opt.unlocked():
       for key, value in run.items():
         if key.startswith("config.optimizer."):
           opt[key[len("config.optimizer."):]] = value
     fn = optim.schedule(opt)
-    start = 0.01 * (opt.cycle_min_fraction if opt.cycle_shape == "triangular" else 1.0)
-    np.testing.assert_allclose(float(fn(0)), start, rtol=1e-5)
-    np.testing.assert_allclose(float(fn(opt.cycle_steps)) / float(fn(0)), opt.decay_factor, rtol=1e-4)
+    # Cycle k starts at cycle_steps (1 + m + ... + m^(k-1)), at its floor (triangular) or at its peak.
+    for k, start in enumerate((0, opt.cycle_steps, opt.cycle_steps * (1 + opt.cycle_mult))):
+      top = 0.01 * opt.decay_factor**k
+      floor = opt.cycle_min_fraction * top + opt.min_learning_rate
+      want = floor if opt.cycle_shape == "triangular" else top
+      np.testing.assert_allclose(float(fn(int(start))), want, rtol=1e-4, err_msg=f"{run} cycle {k}")
     shapes.add(opt.cycle_shape)
+    configs[run["config"]] = (config.loss.mse_weight, config.batch_size, opt.b1, opt.cycle_mult)
   assert shapes == set(optim.CYCLE_SHAPES)
+  assert configs == {"configs/tmgan.py": (1.0, 8, 0.9, 1.0), "configs/tmgan.py:sgdr": (1.0, 8, 0.9, 1.5),
+                     "configs/tmgan.py:adv_vgg": (0.0, 8, 0.9, 1.0), "configs/tmgan.py:keras_gan": (1.0, 1, 0.5, 1.0)}
 
 
 def test_enhance_runs_the_whole_image_in_one_pass():

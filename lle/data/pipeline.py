@@ -246,15 +246,10 @@ def train_dataset(config) -> grain.MapDataset:
     raise ValueError(f"config.batch_size={config.batch_size} must divide by the {num_hosts} processes")
   recipe = _recipe(data_config)
   if recipe == "montulet":  # `patches_per_image` draws per stored pair (Montulet & Briassouli sec. 3)
-    k = data_config.patches_per_image
-    ds = grain.MapDataset.range(len(source) * k).map(lambda i: source[int(i) // k])
+    from lle.data import montulet
+    ds = montulet.patch_stream(source, data_config, make_pair, config.seed)
   else:
-    ds = grain.MapDataset.source(source)
-  ds = ds.seed(config.seed).shuffle().repeat(None)
-  if recipe == "montulet":
-    from lle.data.montulet import MontuletPatch
-    ds = ds.random_map(MontuletPatch(data_config, make_pair))
-  else:
+    ds = grain.MapDataset.source(source).seed(config.seed).shuffle().repeat(None)
     ds = ds.random_map(RandomCropFlip(data_config) if recipe == "crop_flip" else RandomPatchPair(data_config))
   return _host_batches(ds, config.batch_size, num_hosts, jax.process_index())
 
@@ -357,7 +352,7 @@ class EvalSet:
       from lle.data import montulet  # held-out inputs darkened once each (Montulet & Briassouli sec. 4)
       c = self.data_config
       divisor = montulet.eval_divisor(pair["name"], self.seed, c.darken_min, c.darken_max)
-      pair["input"] = montulet.darken(pair["input"], divisor, gamma=c.darken_gamma).astype(np.float32)
+      pair["input"] = montulet.darken_input(pair["input"], divisor, c)
     return pair
 
   def __iter__(self):

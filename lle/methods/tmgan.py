@@ -1,13 +1,17 @@
 """tmgan: end-to-end tone mapping of low-light images with a lightness GAN (Montulet & Briassouli 2019).
 
 Only lightness is enhanced (sec. 2): the generator sees the input's CIELAB L / 100 and predicts L; the
-output image is that L with the input's own a and b, converted back to sRGB. Training and evaluation
-both go through this path, so held-out scores are on RGB images, as the paper's Table 1.
+output image is that L with the input's own a and b (`generator.chroma = "input"`), or with a and b
+scaled as the change of lightness implies (`"scaled"`, see `with_lightness`), converted back to sRGB.
+Evaluation and enhancement go through this path, so held-out scores are on RGB images, as the paper's
+Table 1; the losses see lightness only.
 
 Losses (sec. 2.1-2.2): the generator minimises w_p VGG(L) + w_mse MSE(L) + w_adv mean((D(G) - 1)^2);
 the discriminator, a PatchGAN, is trained LSGAN-style: 0.5 [mean((D(real) - 1)^2) + mean((D(fake) + 1)^2)],
 +1 meaning real and -1 fake (sec. 2.2). One generator step, then one discriminator step on the updated
-generator's output.
+generator's output. The step's metrics hold each generator term raw and weighted (`weighted_mse`,
+`weighted_perceptual`, `weighted_adversarial`): the trainer logs the first step alone, so a run's
+metrics.jsonl opens with the three terms' sizes at initialisation.
 """
 import functools
 
@@ -20,6 +24,7 @@ from lle.nn.layers import layer_forms
 from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
 
 TANH_TO_L = ("affine", "positive")
+CHROMA = ("input", "scaled")
 
 
 def generator(config) -> LightnessUNet:
@@ -52,10 +57,28 @@ def lightness(rgb):
   return color.srgb_to_lab(jnp.clip(rgb, 0.0, 1.0))[..., :1] / 100.0
 
 
-def with_lightness(rgb, light):
-  """The image `rgb` with its CIELAB L replaced by 100 `light` (a, b kept), back in sRGB."""
-  lab = color.srgb_to_lab(jnp.clip(rgb, 0.0, 1.0))
-  return color.lab_to_srgb(jnp.concatenate([100.0 * light, lab[..., 1:]], axis=-1))
+def with_lightness(rgb, light, *, chroma: str = "input", chroma_floor: float = 0.0):
+  """The image `rgb` [..., 3] with its CIELAB L replaced by 100 `light` [..., 1], back in sRGB.
+
+  chroma="input": a and b kept as they are. A darkened input has smaller a and b than the scene (a
+  d-times darker exposure multiplies them by d^(-1/3) where L > 8, by 1/d below), so the result keeps
+  the dark input's weaker colour.
+  chroma="scaled": a and b changed as the change of exposure that takes the input's L to the new L
+  changes them: the input's linear RGB, plus `chroma_floor` of neutral grey in each channel, multiplied
+  by Y_new / Y_in (so that its L is the new L), then clipped to the sRGB gamut. Where both lightnesses
+  are above 8 (CIELAB's cube-root part) a and b are multiplied by (L_new + 16) / (L_in + 16), below by
+  the luminance ratio. The floor makes a pixel that the input holds as black (no colour to keep) grey,
+  and bounds the gain at Y_new / floor.
+  """
+  if chroma not in CHROMA:
+    raise ValueError(f"unknown generator.chroma {chroma!r}; expected one of {CHROMA}")
+  rgb = jnp.clip(rgb, 0.0, 1.0)
+  if chroma == "input":
+    lab = color.srgb_to_lab(rgb)
+    return color.lab_to_srgb(jnp.concatenate([100.0 * light, lab[..., 1:]], axis=-1))
+  linear = color.srgb_to_linear(rgb) + chroma_floor
+  gain = color.lightness_to_y(100.0 * light[..., 0]) / color.linear_to_y(linear)
+  return color.linear_to_srgb(linear * gain[..., None])
 
 
 def _discriminator_input(config, light_in, light):
@@ -123,12 +146,12 @@ def train_step(state, batch, rng, *, config):
     mse = jnp.mean(jnp.square(light - light_target))
     adv = jnp.mean(jnp.square(disc.apply_fn({"params": disc.params},
                                             _discriminator_input(config, light_in, light)) - 1.0))
-    terms = {"mse": mse, "g_adversarial": adv}
-    loss = lc.mse_weight * mse + lc.adversarial_weight * adv
+    terms = {"mse": mse, "g_adversarial": adv, "weighted_mse": lc.mse_weight * mse,
+             "weighted_adversarial": lc.adversarial_weight * adv}
     if perceptual is not None:
       terms["perceptual"] = perceptual(state["vgg"], light, light_target)
-      loss = loss + lc.perceptual_weight * terms["perceptual"]
-    return loss, terms
+      terms["weighted_perceptual"] = lc.perceptual_weight * terms["perceptual"]
+    return sum(v for k, v in terms.items() if k.startswith("weighted_")), terms
 
   (g_loss, metrics), g_grads = jax.value_and_grad(gen_loss, has_aux=True)(gen.params)
   gen = gen.apply_gradients(grads=g_grads)
@@ -149,11 +172,10 @@ def train_step(state, batch, rng, *, config):
 
 
 def predict(state, images, *, config):
-  """RGB [N, H, W, 3] -> RGB: the predicted lightness with the input's a and b."""
-  gen = state["gen"]
-  light = tanh_to_lightness(gen.apply_fn({"params": gen.params}, lightness(images)),
-                            config.generator.tanh_to_lightness)
-  return with_lightness(images, light)
+  """RGB [N, H, W, 3] -> RGB: the predicted lightness, with a and b as `generator.chroma` says."""
+  gen, g = state["gen"], config.generator
+  light = tanh_to_lightness(gen.apply_fn({"params": gen.params}, lightness(images)), g.tanh_to_lightness)
+  return with_lightness(images, light, chroma=g.chroma, chroma_floor=g.chroma_floor)
 
 
 def networks(state, *, config):
