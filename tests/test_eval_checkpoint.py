@@ -35,3 +35,7 @@ def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
   latest = train.evaluate_checkpoint(config, tmp_path)  # what --mode=eval does without --checkpoint_step
   assert latest["step"] == 4
   assert abs(latest["model"]["psnr"] - during[4]["eval/model/psnr"]) < 1e-5
+  # --results_dir: the scores go elsewhere (another data set's results), the run's own stay.
+  elsewhere = train.evaluate_checkpoint(config, tmp_path, step=2, results_dir=tmp_path / "elsewhere")
+  assert json.loads((tmp_path / "elsewhere" / "results.json").read_text())["step"] == elsewhere["step"] == 2
+  assert json.loads((tmp_path / "results.json").read_text())["step"] == 4
