@@ -220,7 +220,10 @@ def _keras_gan(c):
 def _sgdr(c):
   """Loshchilov & Hutter 2017's warm restarts read into sec. 4.1's "0.01 ... decay factor 0.9 ... cyclic,
   with a decreasing reset point": cosine cycles, each 1.5x longer than the one before (their T_mult), each
-  peak 0.9x the previous one, down to an absolute 1e-5 (their eta_min)."""
+  peak 0.9x the previous one, down to an absolute 1e-5 (their eta_min). Measured on the demo (`demo,
+  fresh_patches,sgdr` against `demo,fresh_patches`, 400 steps): PSNR 18.10 vs 19.73, MSE 1049 vs 696,
+  L-PSNR 19.85 vs 22.29, FSITM 0.595 vs 0.589; with the demo's 100-step first cycle the run stops in the
+  middle of its third cycle (steps 250-475) at about 0.002, where the equal cycles end at their floor."""
   o = c.optimizer
   o.cycle_shape = "cosine"
   o.cycle_mult = 1.5
