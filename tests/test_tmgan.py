@@ -172,6 +172,7 @@ def test_lsgan_signs_d_step_lowers_its_loss_and_g_step_raises_ds_score():
   np.testing.assert_allclose(float(metrics["d_loss"]), d_loss(d0), rtol=1e-4)  # the loss D's step saw
 
 
+@pytest.mark.slow  # compiles a train step: about 60 s on a busy 2-core CPU
 def test_generator_adversarial_target_is_plus_one_and_the_terms_add_up():
   """Sec. 2.2: G is scored by the LSGAN MSE of D's map on its output against +1 (the "real" value), with
   the discriminator and generator before the step; the loss is the sum of the weighted terms."""
@@ -342,6 +343,7 @@ def test_vgg_loss_on_lightness_with_converted_weights(fake_vgg_weights):
   np.testing.assert_array_equal(new["vgg"]["conv2_2"]["kernel"], state["vgg"]["conv2_2"]["kernel"])
 
 
+@pytest.mark.slow  # a whole tiny run with VGG: about 140 s on a busy 2-core CPU
 def test_a_run_logs_the_three_loss_terms_at_its_first_step(fake_vgg_weights, tmp_path, tfds_data_dir):
   """The trainer logs the first step alone (then every log_every_steps): metrics.jsonl opens with the
   generator's three terms, raw and weighted, at initialisation, with VGG weights converted by lle.weights."""
