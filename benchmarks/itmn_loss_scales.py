@@ -104,7 +104,7 @@ def main(argv):
   import ml_collections
   import numpy as np
 
-  from lle import config_lib, methods, train
+  from lle import baselines, config_lib, methods, train
   from lle.data import pipeline
   from lle.methods import itmn
 
@@ -130,7 +130,7 @@ def main(argv):
   size = paper.data.crop_size
   systems = []  # (name, prediction, discriminator or None, D's input size)
   systems.append(("identity (LDR as PQ)", ldr, init_state["disc"], size))
-  inv = itmn.inverse_reinhard_baseline(ldr, nits_per_unit=paper.eval.inverse_reinhard_nits_per_unit)
+  inv = baselines.inverse_reinhard(ldr, nits_per_unit=paper.eval.baselines.inverse_reinhard_nits_per_unit)
   systems.append(("inverse Reinhard", inv, init_state["disc"], size))
   systems.append(("G, D at init (paper widths)", itmn.predict(init_state, ldr), init_state["disc"], size))
   for run in FLAGS.runs:

@@ -106,10 +106,16 @@ def get_config(arg=None):
   # ran 2.2.1 or 2.2.0 ("2.2.0" scores 2.2.0's Q and Q_MOS; see lle.config_lib.base).
   e.hdrvdp_release = "2.2.2"
   e.mpsnr_reference_nits = 100.0  # mPSNR exposure 0 maps this luminance to 1 (SDR reference white)
-  e.inverse_reinhard_nits_per_unit = 200.0  # baseline: inverse-Reinhard L = 1 in cd/m^2 (demo's white)
-  # Identity baseline: the LDR input shown as it is, sRGB white at this luminance (100 cd/m^2: the SDR
-  # reference white that mPSNR's exposure 0 maps to 1), then PQ-coded like the model's output.
-  e.identity_white_nits = 100.0
+  b = e.baselines  # lle.baselines.inverse_tone_mapping
+  # Identity: the LDR input shown as it is, sRGB white at this luminance (100 cd/m^2: the SDR reference
+  # white that mPSNR's exposure 0 maps to 1), then PQ-coded like the model's output.
+  b.identity_white_nits = 100.0
+  b.inverse_reinhard_nits_per_unit = 200.0  # inverse Reinhard: L = 1 in cd/m^2 (the demo's diffuse white)
+  b.linear_expansion = ml_collections.ConfigDict()  # Akyuz et al. 2007 (ref. [7])
+  b.linear_expansion.peak_nits = 1000.0  # sec. 4.1: "The luminance of the competitors are set to 1000nits"
+  # Akyuz et al. 2007: gamma = 1, the linear scaling they found to equal or surpass true HDR images
+  # ("simply boosting the range of an LDR image linearly to fit the HDR display"); also HDR Toolbox AkyuzEO's default.
+  b.linear_expansion.gamma = 1.0
   e.quantize_8bit = False  # sec. 4: the outputs are HDR (10-bit PQ coding), not 8-bit images
   e.color = "rgb"  # sec. 4 does not say; all channels of the PQ-coded output
   e.ssim_window = "gaussian"  # sec. 4 does not say; Wang et al. 2004's ssim_index

@@ -90,6 +90,8 @@ def get_config(arg=None):
   e.ssim_window = "gaussian"  # not in the paper: Wang et al. 2004's ssim_index
   e.mpsnr_reference_nits = 100.0  # used only if "mpsnr" is added to eval.metrics
 
+  config_lib.low_light_baselines(c)  # lle.baselines.low_light: exposure-gamma, CLAHE, MSR, BIMEF
+
   return config_lib.apply_variants(c, arg, VARIANTS, default="le_dr_ff", exclusive=MODELS)
 
 
@@ -139,6 +141,7 @@ def _demo(c):
 
 def _tiny(c):
   config_lib.tiny_run(c, "lle_demo/lowlight")
+  c.eval.baselines.include = ("identity",)  # the others: tests/test_baselines.py (seconds per photo)
   c.model.features = (4, 8)
   c.model.attention_reduction = 2
   c.optimizer.boundaries = (2,)

@@ -166,6 +166,8 @@ def get_config(arg=None):
   e.color = "rgb"  # not in the paper: all channels
   e.ssim_window = "gaussian"
 
+  config_lib.low_light_baselines(c)  # lle.baselines.low_light: exposure-gamma, CLAHE, MSR, BIMEF
+
   return config_lib.apply_variants(c, arg, VARIANTS)
 
 
@@ -268,6 +270,7 @@ def _demo(c):
 
 def _tiny(c):
   config_lib.tiny_run(c, "lle_demo/lowlight")
+  c.eval.baselines.include = ("identity",)  # the others: tests/test_baselines.py (seconds per photo)
   c.data.input_feature = "low"
   c.data.target_feature = "high"
   c.data.darken_eval = False

@@ -84,6 +84,11 @@ def base(method: str) -> ml_collections.ConfigDict:
   # scored with these metrics (no target needed).
   c.eval.no_reference = ()
   c.eval.no_reference_metrics = ("niqe",)
+  # Training-free baselines scored beside the model (lle.baselines; the method declares which apply, its
+  # config sets their parameters here). `include`: the names to score, () for all the method declares
+  # (the host-side ones, CLAHE and BIMEF, take about a second per megapixel).
+  c.eval.baselines = ml_collections.ConfigDict()
+  c.eval.baselines.include = ()
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.enabled = True
@@ -93,6 +98,36 @@ def base(method: str) -> ml_collections.ConfigDict:
   c.wandb.name = ""
   c.wandb.mode = ""  # "" = online if an API key is configured, else offline; or online/offline/disabled
   return c
+
+
+def low_light_baselines(c):
+  """`config.eval.baselines` of the low-light methods (lle.baselines.low_light): GLADNet, NEID, tmgan, IQE."""
+  b = c.eval.baselines
+  b.exposure_gamma = ml_collections.ConfigDict()
+  # Reinhard et al. 2002 sec. 3.1: a scene of normal key has its log-average luminance mapped to middle
+  # grey, 0.18 ("key value"); here one gain per image does that in linear light.
+  b.exposure_gamma.key = 0.18
+  # Not from a paper: the power-law display gamma 2.2 (sRGB's piecewise curve is close to it, IEC 61966-2-1).
+  b.exposure_gamma.gamma = 2.2
+  b.clahe = ml_collections.ConfigDict()
+  b.clahe.clip_limit = 0.01  # scikit-image `exposure.equalize_adapthist` default (Zuiderveld 1994's CLAHE)
+  b.clahe.kernel_size = config_dict.placeholder(int)  # None: scikit-image's default, 1/8 of height and width
+  b.clahe.nbins = 256  # scikit-image default
+  b.msr = ml_collections.ConfigDict()
+  # Jobson, Rahman and Woodell 1997 (IEEE TIP 6(7)) sec. III: three Gaussian surrounds F = K exp(-r^2 / c^2)
+  # of scales c = 15, 80 and 250 pixels, equally weighted, in the log domain (NEID Table 1's "MSR" [15]).
+  b.msr.scales = (15.0, 80.0, 250.0)
+  # Not in Jobson et al.: the MSR output is in log units with no fixed range. Each channel is stretched by
+  # Limare et al. 2011's "simplest color balance" with 1% of the pixels saturated at each end, the final
+  # step of Petro, Sbert and Morel's MSR (IPOL 2014); image-only, unlike a gain fitted to the target.
+  b.msr.saturated = 0.01
+  b.bimef = ml_collections.ConfigDict()  # Ying, Li and Gao 2017; every value is BIMEF.m's (github baidut/BIMEF)
+  b.bimef.mu = 0.5  # enhancement ratio: fusion weight W = t^mu
+  b.bimef.a = -0.3293  # camera response model: the parameters the paper fitted to real cameras
+  b.bimef.b = 1.1258
+  b.bimef.lam = 0.5  # tsmooth lambda: smoothness of the illumination map
+  b.bimef.sigma = 5  # tsmooth sigma: the box window of the texture weights
+  b.bimef.sharpness = 0.001  # tsmooth sharpness (computeTextureWeights' epsilon)
 
 
 def tiny_run(c, data_name: str):

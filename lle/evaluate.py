@@ -208,7 +208,7 @@ class Evaluator:
     self.batch = -(-batch // self.mesh.size) * self.mesh.size  # whole batches per device
     self.sharding = NamedSharding(self.mesh, P("data"))
     self.predict = jax.jit(method.predict)
-    self.baselines = {k: jax.jit(f) for k, f in method.baselines.items()}
+    self.baselines = {k: f if getattr(f, "host", False) else jax.jit(f) for k, f in chosen_baselines(method, config).items()}
     self.metrics = metric_fns(config)
     conv = conventions(config)
     self.quantize = functools.partial(quantize, rounding=conv["quantize_rounding"]) if conv["quantize_8bit"] else None
@@ -260,7 +260,13 @@ class Evaluator:
     inputs = np.stack([e["input"] for e in examples + [examples[-1]] * (self.batch - n)])
     h, w = size
     for name in ["model", *self.baselines]:
-      out = self.model_outputs(state, inputs, n) if name == "model" else self.baselines[name](jnp.asarray(inputs))
+      if name == "model":
+        out = self.model_outputs(state, inputs, n)
+      elif getattr(self.baselines[name], "host", False):  # image by image on the host: the repeats are copied
+        out = self.baselines[name](inputs[:n])
+        out = np.concatenate([out, np.repeat(out[-1:], len(inputs) - n, axis=0)])
+      else:
+        out = self.baselines[name](jnp.asarray(inputs))
       if out.shape[1] < h or out.shape[2] < w:
         raise ValueError(f"{name} output {out.shape[1]}x{out.shape[2]} for {examples[0]['name']!r} is "
                          f"smaller than its target {h}x{w}")
@@ -272,11 +278,12 @@ class Evaluator:
       yield name, out
 
   def __call__(self, state, eval_set):
-    """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: input|output|target})."""
+    """Returns ({"model": {metric: mean}, baseline: {...}}, per-image scores, {name: comparison grid}); a
+    grid (`comparison_grid`) shows input | each baseline | model | target, labelled."""
     shown = set(eval_set.names[:self.config.eval.num_images_to_save])
     per_image = {name: {} for name in ["model", *self.baselines]}
     pool_terms = {name: {} for name in per_image}
-    grids = {}
+    panels = {}
     for examples in eval_set.batches(self.batch):
       targets = np.stack([e["target"] for e in examples + [examples[-1]] * (self.batch - len(examples))])
       targets = jnp.asarray(targets)
@@ -285,14 +292,16 @@ class Evaluator:
           pair = out[i:i + 1], targets[i:i + 1]
           per_image[name][e["name"]] = {col: float(np.asarray(v)[0]) for f in self.metrics.values()
                                         for col, v in f(*pair).items()}
-          if name == "model" and e["name"] in shown:
-            grids[e["name"]] = _grid(e, np.asarray(out[i]))
+          if e["name"] in shown:
+            panels.setdefault(e["name"], (e, {}))[1][name] = np.asarray(out[i])
           if self.pooled:
             pool_terms[name][e["name"]] = pooling_terms(*pair, metric_names=self.pooled, y=self.pool_on_y)
     means = _means(per_image)
     if self.pooled:  # psnr_pooling="batch": these means are DPED's, over groups of images
       for name, terms in pool_terms.items():
         means[name].update(pool_by_batches(list(terms), terms, self.pooled, self.pooling_batch_size))
+    grids = {name: comparison_grid(e, outputs, systems=[*self.baselines, "model"])
+             for name, (e, outputs) in panels.items()}
     return means, _sorted(per_image), grids
 
   def no_reference(self, state, sets=None) -> dict:
@@ -340,12 +349,39 @@ def _call_without_target(metric, images):
   return metric(images, None, data_range=1.0)
 
 
-def _grid(example, output):
-  """input | output | target side by side; a low-resolution input is shown at the target's size."""
+def chosen_baselines(method, config) -> dict:
+  """The method's baselines named by `config.eval.baselines.include` (all of them when it is empty)."""
+  include = tuple(config.eval.get("baselines", {}).get("include", ()))
+  unknown = [name for name in include if name not in method.baselines]
+  if unknown:
+    raise ValueError(f"config.eval.baselines.include names {unknown}; {config.method}'s baselines are "
+                     f"{sorted(method.baselines)}")
+  return {name: f for name, f in method.baselines.items() if not include or name in include}
+
+
+LABEL_HEIGHT = 22  # pixels of the white strip above each panel that holds its name
+
+
+def _labelled(image, label):
+  import cv2
+  panel = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+  if panel.shape[-1] == 1:
+    panel = np.repeat(panel, 3, axis=-1)
+  strip = np.full((LABEL_HEIGHT, panel.shape[1], 3), 255, np.uint8)  # OpenCV draws text on 8-bit images
+  cv2.putText(strip, label, (4, LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+  return np.concatenate([strip.astype(np.float32) / 255.0, panel], axis=0)
+
+
+def comparison_grid(example, outputs: dict, systems) -> np.ndarray:
+  """input | each system of `systems` (baselines, then the model) | target, side by side, each under a
+  strip with its name. A low-resolution input is shown at the target's size. Values as scored (model
+  space: PQ code values for HDR targets)."""
+  target = example["target"]
   shown = example["input"]
-  if shown.shape != example["target"].shape:
-    shown = np.asarray(jax.image.resize(shown, example["target"].shape, "nearest"))
-  return np.concatenate([shown, output, example["target"]], axis=1)
+  if shown.shape != target.shape:
+    shown = np.asarray(jax.image.resize(shown, target.shape, "nearest"))
+  panels = [("input", shown), *((name, outputs[name]) for name in systems if name in outputs), ("target", target)]
+  return np.concatenate([_labelled(image, label) for label, image in panels], axis=1)
 
 
 class ExampleList:
@@ -373,6 +409,43 @@ def evaluate(method, state, eval_set, config):
   if isinstance(eval_set, (list, tuple)):
     eval_set = ExampleList(eval_set)
   return Evaluator(method, config)(state, eval_set)
+
+
+def _format(value: float) -> str:
+  if not np.isfinite(value):
+    return str(value)
+  magnitude = abs(value)
+  return f"{value:.1f}" if magnitude >= 100 else f"{value:.2f}" if magnitude >= 1 else f"{value:.4f}"
+
+
+def results_table(results: dict) -> str:
+  """A markdown table of `results` (as `write_results` returns it): one row per system (the model, then
+  each baseline), one column per reported metric, each column's best value in bold (lower is better for
+  MSE, NIQE and the other columns `lle.metrics.higher_is_better` names), and a last line that says where
+  the model is ahead and where a baseline is."""
+  systems = {"model": results["model"], **results.get("baselines", {})}
+  columns = list(results["model"])
+  best = {}
+  for column in columns:
+    values = [scores[column] for scores in systems.values() if column in scores and np.isfinite(scores[column])]
+    if values:
+      best[column] = max(values) if metrics.higher_is_better(column) else min(values)
+  dataset = results.get("dataset", {})
+  title = f"{dataset.get('split', 'held-out')} ({dataset.get('num_images', '?')} images), step {results.get('step')}"
+  lines = [f"| {title} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+  for system, scores in systems.items():
+    cells = []
+    for column in columns:
+      value = scores.get(column, float("nan"))
+      cells.append(f"**{_format(value)}**" if best.get(column) == value else _format(value))
+    lines.append(f"| {system} | " + " | ".join(cells) + " |")
+  ahead = [c for c in columns if best.get(c) == results["model"].get(c)]
+  behind = [f"{c} ({', '.join(s for s, v in systems.items() if v.get(c) == best[c])})"
+            for c in columns if c in best and c not in ahead]
+  lines.append("")
+  lines.append(f"best of each column in bold; the model is best on {', '.join(ahead) or 'no column'}"
+               + (f"; a baseline is best on {', '.join(behind)}" if behind else ""))
+  return "\n".join(lines)
 
 
 def code_version() -> dict:

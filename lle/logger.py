@@ -56,6 +56,24 @@ def _keep_records_up_to(path: epath.Path, step: int):
     tmp.replace(path)
 
 
+def grid_path(workdir, step: int, name: str) -> epath.Path:
+  return epath.Path(workdir) / "images" / f"step_{step:08d}_{name}.png"
+
+
+def write_grids(workdir, step: int, grids: dict[str, np.ndarray]) -> list[str]:
+  """Saves each [H, W, 3] grid in [0, 1] as `WORKDIR/images/step_<step>_<name>.png` (8-bit); returns the
+  paths. A name with a `/` (a nested held-out file) keeps it as `_`."""
+  import cv2
+  paths = []
+  for name, grid in grids.items():
+    path = grid_path(workdir, step, str(name).replace("/", "_"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb8 = np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)
+    cv2.imwrite(str(path), rgb8[..., ::-1])
+    paths.append(str(path))
+  return paths
+
+
 class RunLogger:
 
   def __init__(self, workdir, config, *, start_step: int = 0):
@@ -94,17 +112,15 @@ class RunLogger:
     if self.wandb is not None:
       self.wandb.log({k: float(v) for k, v in values.items()}, step=int(step))
 
-  def images(self, step: int, grids: dict[str, np.ndarray]):
-    """Saves each [H, W, 3] grid in [0, 1] as `images/step_<step>_<name>.png` and logs it to W&B."""
+  def images(self, step: int, grids: dict[str, np.ndarray]) -> list[str]:
+    """Saves each grid (`write_grids`) and logs it to W&B; returns the PNG paths."""
     if not self.active:
-      return
-    import cv2
-    for name, grid in grids.items():
-      rgb8 = np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)
-      cv2.imwrite(str(self.workdir / "images" / f"step_{step:08d}_{name}.png"), rgb8[..., ::-1])
+      return []
+    paths = write_grids(self.workdir, step, grids)
     if self.wandb is not None:
       import wandb
       self.wandb.log({f"eval/{name}": wandb.Image(grid) for name, grid in grids.items()}, step=int(step))
+    return paths
 
   def mark_preempting(self):
     """Tells W&B that the run stops to be resumed: a sweep controller then requeues the same run id."""

@@ -15,6 +15,7 @@ Under a W&B sweep agent (WANDB_SWEEP_ID and WANDB_RUN_ID set) --workdir defaults
 signal saves a checkpoint and exits with code 75 (EX_TEMPFAIL): requeue it with the same arguments.
 """
 import difflib
+import glob
 import sys
 
 from absl import app, flags, logging
@@ -131,9 +132,10 @@ def main(argv):
   else:
     results = train.evaluate_checkpoint(config, workdir, step=FLAGS.checkpoint_step, results_dir=FLAGS.results_dir)
   if results is not None:
-    print(f"step {results['step']}: model {results['model']}")
-    for name, scores in results["baselines"].items():
-      print(f"step {results['step']}: {name} {scores}")
+    from lle import evaluate
+    print(evaluate.results_table(results))
+    for path in sorted(glob.glob(str(logger.grid_path(workdir, results["step"], "*")))):
+      print(f"input | each baseline | model | target: {path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ every host, evaluates, checkpoints with Orbax, resumes, and logs. It knows nothi
 """
 import json
 import os
+import sys
 import time
 
 import jax
@@ -23,6 +24,46 @@ from lle.logger import RunLogger
 
 class NonFiniteLossError(FloatingPointError):
   pass
+
+
+class Progress:
+  """Training progress on stdout: a tqdm bar on a terminal; when stdout is a file (SLURM, nohup) one plain
+  line per log step instead, so that a long run's log stays small and readable. Silent when not active
+  (processes other than 0)."""
+
+  def __init__(self, total: int, initial: int, *, desc: str, active: bool = True, stream=None):
+    self.stream = sys.stdout if stream is None else stream
+    self.active, self.total = active, total
+    self.bar = None
+    if active and self.stream.isatty():
+      self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, file=self.stream)
+
+  def update(self, n: int = 1):
+    if self.bar is not None:
+      self.bar.update(n)
+
+  def log(self, step: int, values: dict, *, keep: bool = False):
+    """One log step's training values: the bar's postfix, or one line `step S/T  name value ...`.
+    `keep`: the line also on a terminal (the first step of a start: a multi-term loss's terms at
+    initialisation, which the bar's postfix would overwrite)."""
+    line = f"step {step}/{self.total}  " + "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+    if self.bar is not None:
+      self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "learning_rate"}, refresh=False)
+      if keep:
+        self.bar.write(line, file=self.stream)
+    elif self.active:
+      print(line, file=self.stream, flush=True)
+
+  def write(self, line: str):
+    """A line of its own (an evaluation's scores), above the bar on a terminal."""
+    if self.bar is not None:
+      self.bar.write(line, file=self.stream)
+    elif self.active:
+      print(line, file=self.stream, flush=True)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
 
 
 # Compiled programs are kept here across runs, so the second run of a sweep (same shapes, same code)
@@ -282,8 +323,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   results = None
   pending = []  # device scalars of steps not yet checked for NaN / logged
   last_log_time, last_log_step = time.perf_counter(), start_step
-  bar = tqdm(total=config.num_train_steps, initial=start_step, disable=jax.process_index() != 0,
-             desc=config.method, dynamic_ncols=True)
+  bar = Progress(config.num_train_steps, start_step, desc=config.method, active=jax.process_index() == 0)
   watcher = preemption.Watcher(preemption_signals).__enter__()  # left in the `finally` below
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
@@ -310,9 +350,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         compile_record = {}
         last_log_time, last_log_step = now, step
         logger.scalars(step, {f"train/{k}": v for k, v in summary.items()})
-        bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items() if k != "learning_rate"}, refresh=False)
-        if first and jax.process_index() == 0:
-          tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
+        bar.log(step, summary, keep=first)
       if do_ckpt:
         manager.save(step, args=ocp.args.StandardSave(state))
       if do_eval:
@@ -320,6 +358,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
         no_reference = evaluator.no_reference(state)
         logger.scalars(step, {f"eval/{system}/{m}": v for system, ms in means.items() for m, v in ms.items()})
         logger.images(step, grids)
+        bar.write(f"step {step} eval: model " + "  ".join(f"{k} {v:.4g}" for k, v in means["model"].items()))
         results = evaluation.write_results(workdir, config=config, step=step, means=means,
                                            per_image=per_image, dataset=dataset, num_devices=mesh.size,
                                            num_devices_available=len(available), no_reference=no_reference)
@@ -349,8 +388,11 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None, results_dir
     raise FileNotFoundError(f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}; train first")
   eval_set = pipeline.eval_set(config)
   evaluator = evaluation.Evaluator(method, config, mesh=mesh)
-  means, per_image, _ = evaluator(state, eval_set)
+  means, per_image, grids = evaluator(state, eval_set)
   no_reference = evaluator.no_reference(state)
+  if jax.process_index() == 0:
+    from lle import logger
+    logger.write_grids(workdir, step, grids)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
                                   dataset=dataset, num_devices=mesh.size, no_reference=no_reference,

@@ -29,7 +29,8 @@ def _fresh(method):
   window = method.tiling.predict_window
   tiled = dataclasses.replace(method.tiling, predict_window=lambda *a: window(*a))
   return dataclasses.replace(method, predict=lambda s, x: predict(s, x), tiling=tiled,
-                             baselines={k: (lambda f: lambda x: f(x))(f) for k, f in method.baselines.items()})
+                             baselines={k: f if getattr(f, "host", False) else (lambda f: lambda x: f(x))(f)
+                                        for k, f in method.baselines.items()})
 
 
 def test_twenty_images_of_three_sizes_compile_the_model_three_times():
@@ -48,7 +49,8 @@ def test_twenty_images_of_three_sizes_compile_the_model_three_times():
   means, per_image, grids = evaluator(state, split)
   assert evaluator.predict._cache_size() == 3  # one per size (batches are filled up to 4)
   assert evaluator.baselines["identity"]._cache_size() == 3
-  assert sorted(grids) == ["img00", "img01"] and grids["img00"].shape == (40, 3 * 56, 3)
+  assert sorted(grids) == ["img00", "img01"]  # input | identity | model | target, under their labels
+  assert grids["img00"].shape == (evaluate.LABEL_HEIGHT + 40, 4 * 56, 3)
   # Each image scored alone (batch 1, no fill-up) gives the same numbers.
   with config.unlocked():
     config.eval.batch_size = 1

@@ -1,4 +1,5 @@
 """The trainer on 1 and 8 devices, resume, NaN handling and the end-to-end entry point (tiny iTMN)."""
+import io
 import json
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_main_end_to_end_writes_checkpoint_metrics_and_results(tmp_path):
   results = json.loads((workdir / "results.json").read_text())
   assert results["step"] == 4 and results["dataset"]["name"] == "lle_demo"
   assert set(results["model"]) == {"psnr", "ssim", "mpsnr"}
-  assert set(results["baselines"]) == {"identity", "inverse_reinhard"}
+  assert set(results["baselines"]) == {"identity", "inverse_reinhard", "linear_expansion"}
   assert results["num_devices"] == 8 and results["seed"] == 0 and "commit" in results["code"]
   assert json.loads((workdir / "config.json").read_text())["method"] == "itmn"
   assert list((workdir / "images").glob("step_00000004_*.png"))
@@ -126,3 +127,35 @@ def test_evaluation_computes_any_registry_metric_by_name():
     config.eval.metrics = ("psnr", "nope")
   with pytest.raises(ValueError, match="unknown \\['nope'\\]"):
     evaluate.metric_fns(config)
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_file():
+  values = {"loss": 0.01234, "images_per_second": 41.5}
+  log_file = io.StringIO()  # stdout redirected to a file (SLURM, nohup): isatty() is False
+  progress = train.Progress(100, 0, desc="gladnet", stream=log_file)
+  for step in range(1, 51):
+    progress.update()
+    if step % 25 == 0:
+      progress.log(step, values)
+  progress.write("step 50 eval: model psnr 20.1")
+  progress.close()
+  assert log_file.getvalue().splitlines() == ["step 25/100  loss 0.01234  images_per_second 41.5",
+                                              "step 50/100  loss 0.01234  images_per_second 41.5",
+                                              "step 50 eval: model psnr 20.1"]
+  terminal = _Terminal()
+  progress = train.Progress(100, 0, desc="gladnet", stream=terminal)
+  for step in range(1, 51):
+    progress.update()
+  progress.log(50, values)
+  progress.close()
+  assert "\r" in terminal.getvalue() and "50/100" in terminal.getvalue() and "step 50/100" not in terminal.getvalue()
+  silent = io.StringIO()
+  progress = train.Progress(100, 0, desc="gladnet", active=False, stream=silent)
+  progress.log(25, values)
+  progress.write("x")
+  assert silent.getvalue() == ""

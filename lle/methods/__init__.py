@@ -50,7 +50,8 @@ class Method:
   predict: Callable[[Any, jax.Array], jax.Array]
   # state -> {network name: (params, apply(images) -> outputs, example input shape)} for `summary`.
   networks: Callable[[Any], dict]
-  # name -> (inputs [N, H, W, C] -> outputs): non-learned reference points scored beside the model.
+  # name -> (inputs [N, H, W, C] -> outputs): training-free systems scored beside the model
+  # (lle.baselines; an `lle.baselines.Baseline` with host=True runs outside jit, image by image).
   baselines: dict[str, Callable[[jax.Array], jax.Array]]
   size_multiple: int = 1
   tiling: Tiling | None = None

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training import train_state
 
-from lle import losses, optim, precision
+from lle import baselines, losses, optim, precision
 from lle.methods import Method, Tiling
 from lle.nn.gladnet import GLADNet, nearest_source
 from lle.nn.layers import layer_forms
@@ -99,7 +99,7 @@ def make(config) -> Method:
       train_step=functools.partial(train_step, config=config),
       predict=predict,
       networks=functools.partial(networks, config=config),
-      baselines={"identity": lambda x: x},
+      baselines=baselines.low_light(config),
       size_multiple=1,
       tiling=Tiling(halo=halo(config), context=functools.partial(illumination, config=config),
                     predict_window=functools.partial(predict_window, config=config)),

@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import losses, optim, precision
+from lle import baselines, losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn import vgg as vgg_lib
 from lle.nn.iqe import Discriminator, Generator
@@ -175,7 +175,7 @@ def make(config) -> Method:
       train_step=functools.partial(train_step, config=config, preprocess=preprocess),
       predict=predict,
       networks=functools.partial(networks, config=config),
-      baselines={"identity": lambda x: x},
+      baselines=baselines.low_light(config),
       size_multiple=1,
       tiling=Tiling(halo=halo(config), context=norm_statistics if instance else None,
                     predict_window=predict_window if instance else None),

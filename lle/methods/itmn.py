@@ -9,7 +9,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import color, losses, optim, precision
+from lle import baselines, losses, optim, precision
 from lle.methods import Method, NetState, Tiling
 from lle.nn.discriminator import ConvFCDiscriminator
 from lle.nn.layers import layer_forms
@@ -156,29 +156,13 @@ def halo(config) -> int:
   return -(-radius // multiple) * multiple
 
 
-def identity_baseline(ldr, *, white_nits: float):
-  """The LDR input itself as an HDR image: sRGB-decoded (the input is display-referred sRGB, not PQ code
-  values), white at `white_nits` cd/m^2, then PQ-coded like the network's output."""
-  return color.pq_encode(color.srgb_to_linear(ldr) * white_nits)
-
-
-def inverse_reinhard_baseline(ldr, *, nits_per_unit: float):
-  """LDR (sRGB-encoded) -> inverse Reinhard -> cd/m^2 -> PQ: what a fixed analytic iTM operator gives."""
-  hdr = color.inverse_reinhard(color.srgb_to_linear(ldr)) * nits_per_unit
-  return color.pq_encode(hdr)
-
-
 def make(config) -> Method:
   return Method(
       init=functools.partial(init, config=config),
       train_step=functools.partial(train_step, config=config),
       predict=predict,
       networks=functools.partial(networks, config=config),
-      baselines={
-          "identity": functools.partial(identity_baseline, white_nits=config.eval.identity_white_nits),
-          "inverse_reinhard": functools.partial(
-              inverse_reinhard_baseline, nits_per_unit=config.eval.inverse_reinhard_nits_per_unit),
-      },
+      baselines=baselines.inverse_tone_mapping(config),
       size_multiple=2 ** len(config.generator.features),
       tiling=Tiling(halo=halo(config)),
   )

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax.training import train_state
 
-from lle import losses, optim, precision
+from lle import baselines, losses, optim, precision
 from lle.methods import Method, Tiling
 from lle.nn.layers import layer_forms
 from lle.nn.neid import NEID
@@ -157,7 +157,7 @@ def make(config) -> Method:
       train_step=functools.partial(train_step, config=config),
       predict=predict,
       networks=functools.partial(networks, config=config),
-      baselines={"identity": functools.partial(upsampled_input, scale=config.data.input_scale)},
+      baselines=baselines.low_light(config, prepare=functools.partial(upsampled_input, scale=config.data.input_scale)),
       size_multiple=2 ** (len(config.model.features) - 1),
       tiling=Tiling(halo=halo(config), output_scale=config.data.input_scale if config.model.upsample else 1,
                     context=pooled_dr if config.model.feature_fusing else None, predict_window=predict_window),

@@ -18,7 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lle import color, losses, optim, precision
+from lle import baselines, color, losses, optim, precision
 from lle.methods import Method, NetState
 from lle.nn.layers import layer_forms
 from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
@@ -197,6 +197,6 @@ def make(config) -> Method:
       train_step=functools.partial(train_step, config=config),
       predict=functools.partial(predict, config=config),
       networks=functools.partial(networks, config=config),
-      baselines={"identity": lambda images: images},
+      baselines=baselines.low_light(config),
       size_multiple=2 ** len(config.generator.features),
   )

@@ -12,7 +12,7 @@ from lle.metrics.feature_similarity import FSITMResult, fsitm
 from lle.metrics.hdr import exposure_8bit, mpsnr, mpsnr_hdrtoolbox
 from lle.metrics.naturalness import niqe
 from lle.metrics.pu21 import pu21_encode, pu_psnr, pu_ssim
-from lle.metrics.registry import METRICS, Metric, compute, hdrvdp2_metric, means, resolve
+from lle.metrics.registry import METRICS, Metric, compute, hdrvdp2_metric, higher_is_better, means, resolve
 from lle.metrics.tonemap_quality import TMQIResult, tmqi
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     'exposure_8bit',
     'fsitm',
     'hdrvdp2_metric',
+    'higher_is_better',
     'means',
     'mpsnr',
     'mpsnr_hdrtoolbox',

@@ -137,6 +137,16 @@ _ENTRIES = (
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 
+# Reported columns for which a lower value is better; every other column is better higher. HDR-VDP-2's
+# Q (release 2.2.0, as computed here) is a pooled log of visible differences: lower is better; P_det
+# and C_max measure how visible the differences are.
+LOWER_IS_BETTER = frozenset({'mse', 'mse_8bit', 'niqe', 'hdrvdp2_q', 'hdrvdp2_pdet', 'hdrvdp2_cmax'})
+
+
+def higher_is_better(column: str) -> bool:
+  """Whether a larger value of the reported column `column` is better (tables mark each column's best)."""
+  return column not in LOWER_IS_BETTER
+
 
 def resolve(names: str | Iterable[str]) -> list[Metric]:
   """Metrics for comma-separated or listed names; an unknown name raises with the known ones."""
