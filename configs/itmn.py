@@ -8,6 +8,7 @@ Variants (`--config=configs/itmn.py:VARIANT[,VARIANT]`):
   noadvreg  Table 1 "NoAdvReg": no discriminator, no adversarial regulariser
   nonsat    not in the paper: G's adversarial term in the non-saturating form of Goodfellow et al. 2014
   joint_bn  not in the paper: D normalises real and generated images as one batch
+  reinhard  LDR inputs from Reinhard's global operator alone (`hdr/reinhard`), the one operator sec. 4 names
   demo      the embedded demo data, sized to train and evaluate in a few minutes on a laptop CPU
   tiny      a minimal model and data for tests
 """
@@ -24,10 +25,12 @@ def get_config(arg=None):
   c.checkpoint_every_steps = 5_000  # not in the paper
 
   # The paper's data (2660 private 10-bit BT.2020 HDR images, 512x512) is not public: the `hdr` builder
-  # packages any folder of HDR images the same way (resized to 512x512, Reinhard-global LDR inputs):
-  #   python -m lle.data.build hdr/reinhard --manual_dir=DIR
-  # The `demo` variant uses the embedded demo data instead (lle/data/demo).
-  c.data.name = "hdr/reinhard"
+  # packages any folder of HDR images the same way, resized to 512x512, with LDR inputs from "tone mapping
+  # operators including ReinhardTMO [16] and so on" (sec. 4): per image Reinhard (drawn key and white
+  # point), Drago (drawn bias) or a camera exposure with clipped highlights (lle/data/hdr/tonemap.py):
+  #   python -m lle.data.build hdr/mixture --manual_dir=DIR
+  # The `demo` variant uses the embedded demo data instead (lle/data/demo), made the same way.
+  c.data.name = "hdr/mixture"
   c.data.input_feature = "ldr"
   c.data.target_feature = "hdr"
   c.data.target_encoding = "pq"  # cd/m^2 -> SMPTE ST 2084 code in [0, 1]: 10-bit HDR coding (sec. 4)
@@ -127,6 +130,10 @@ def _full(c):
   del c  # the default: the whole loss, MSE + alpha dMSE + lambda R (sec. 3)
 
 
+def _reinhard(c):
+  c.data.name = "hdr/reinhard"  # python -m lle.data.build hdr/reinhard --manual_dir=DIR
+
+
 def _nodmse(c):
   c.loss.alpha = 0.0
 
@@ -177,7 +184,8 @@ def _tiny(c):
   c.wandb.enabled = False
 
 
-VARIANTS = {"full": _full, "nodmse": _nodmse, "noadvreg": _noadvreg, "nonsat": _nonsat, "joint_bn": _joint_bn, "demo": _demo,
+VARIANTS = {"full": _full, "reinhard": _reinhard, "nodmse": _nodmse, "noadvreg": _noadvreg, "nonsat": _nonsat,
+            "joint_bn": _joint_bn, "demo": _demo,
             "tiny": _tiny}
 # The model variants of Table 1; a config naming none of them is `full`, and says so in config.variants.
 MODELS = ("full", "nodmse", "noadvreg")

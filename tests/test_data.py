@@ -3,6 +3,7 @@ import numpy as np
 from lle import color
 from lle.data import pipeline
 from lle.data.demo import TEST_PHOTOS, builder
+from lle.data.hdr import tonemap
 from tests.conftest import load_config
 
 
@@ -10,7 +11,7 @@ def test_demo_splits_hold_out_whole_photos():
   config = load_config("configs/itmn.py:tiny")
   train, info = pipeline.load_source(config.data, "train")
   test, _ = pipeline.load_source(config.data, "test")
-  assert info.version == "1.2.0"
+  assert info.version == "2.0.0"
   assert len(test) == len(TEST_PHOTOS)
   assert len(train) == (len(builder.PHOTOS) - len(TEST_PHOTOS)) * builder.TRAIN_VARIANTS
   photo = lambda ex: ex["name"].decode().rsplit("_", 1)[0]
@@ -20,8 +21,14 @@ def test_demo_splits_hold_out_whole_photos():
   assert ex["ldr"].dtype == np.uint8 and ex["hdr"].dtype == np.float32
   assert ex["ldr"].shape == ex["hdr"].shape
   assert builder.MIN_NITS <= ex["hdr"].min() and ex["hdr"].max() <= builder.PEAK_NITS
-  # The stored input is exactly Reinhard's global operator on the stored HDR target.
-  np.testing.assert_array_equal(ex["ldr"], builder.tone_map_reinhard_8bit(ex["hdr"]))
+  # The stored input is exactly the example's drawn operator on the stored HDR target, and the examples
+  # do not all share one operator.
+  for i in range(len(test)):
+    tone_map = tonemap.draw(test[i]["name"].decode(), builder.TONE_MAP_SEED)
+    assert test[i]["operator"].decode() == str(tone_map)
+    np.testing.assert_array_equal(test[i]["ldr"], tonemap.to_ldr(tone_map, test[i]["hdr"]))
+  families = {train[i]["operator"].decode().split("(")[0] for i in range(len(train))}
+  assert families == {"reinhard", "drago", "camera"}
 
 
 def test_reinhard_global_maps_log_average_to_key():
@@ -65,7 +72,7 @@ def test_train_batches_are_a_function_of_seed_and_step():
 def test_paper_config_needs_its_data_built_and_says_how():
   import pytest
   config = load_config("configs/itmn.py")
-  with pytest.raises(FileNotFoundError, match=r"'hdr/reinhard' is not built.*python -m lle.data.build hdr/reinhard"):
+  with pytest.raises(FileNotFoundError, match=r"'hdr/mixture' is not built.*python -m lle.data.build hdr/mixture"):
     pipeline.load_source(config.data, "train")
 
 

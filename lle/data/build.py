@@ -7,7 +7,7 @@
   python -m lle.data.build mit_fivek --manual_dir=~/downloads/fivek       # expert C, standard split
   python -m lle.data.build mit_fivek/expert_c_montulet --manual_dir=...   # Montulet's 442-image test
   python -m lle.data.build mit_fivek/expert_a --split_file=my_split.json --manual_dir=...
-  python -m lle.data.build hdr/reinhard --manual_dir=~/hdr_images [--size=512] [--peak_nits=1000]
+  python -m lle.data.build hdr/mixture --manual_dir=~/hdr_images [--size=512] [--peak_nits=1000]  # or hdr/reinhard
   python -m lle.data.build lowlight_nr/lime --manual_dir=~/downloads/LIME   # also dicm, npe, mef
   python -m lle.data.build dped/iphone --manual_dir=~/downloads/dped      # also blackberry, sony, <phone>_full
   python -m lle.data.build s7 --manual_dir=~/downloads/S7-ISP-Dataset    # s7/short_raw: DNG inputs (rawpy)

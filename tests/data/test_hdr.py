@@ -33,7 +33,8 @@ def test_operators_map_to_display_range():
   for op in tonemap.OPERATORS:
     out = tonemap.apply(op, hdr)
     assert out.shape == hdr.shape and out.min() >= 0 and out.max() <= 1
-    assert 0.02 < float(np.median(color.luminance(out))) < 0.9  # a visible image, not black or white
+    codes = tonemap.to_ldr(op, hdr)
+    assert 0.05 * 255 < float(np.median(codes)) < 0.9 * 255  # a visible image, not black or white
   # Drago maps the brightest luminance to exactly 1; exposure maps the log-average to 0.18.
   lum = np.asarray(color.luminance(hdr))
   peak = np.unravel_index(np.argmax(lum), lum.shape)
@@ -48,11 +49,34 @@ def test_operators_map_to_display_range():
     assert np.abs(diff).max() <= 1 and np.mean(diff != 0) < 0.01  # float32 rounding only
 
 
-def test_mixture_is_seeded_per_name():
+def test_camera_saturates_the_drawn_fraction_and_applies_the_response_curve():
+  hdr = _scene(1, h=40, w=50).astype(np.float64)
+  lum = np.asarray(color.luminance(hdr))
+  gain = 1.0 / np.quantile(lum, 0.97)
+  codes = tonemap.to_ldr(tonemap.ToneMap("camera", (("clipped", 0.03),)), hdr)
+  exposed = np.clip(hdr * gain, 0, 1)
+  # f(E) = exp(b (1 - E^a)), a = -0.3293, b = 1.1258: f(1) = 1; 0.18^-0.3293 = 1.758901, so f(0.18) =
+  # exp(1.1258 x -0.758901) = 0.425556.
+  assert tonemap.camera_response(np.asarray([1.0, 0.18, 0.0])) == pytest.approx([1.0, 0.425556, 0.0], abs=1e-6)
+  np.testing.assert_allclose(codes, np.round(tonemap.camera_response(exposed) * 255), atol=1)
+  saturated = (lum * gain >= 1)
+  assert saturated.mean() == pytest.approx(0.03, abs=0.005) and (codes[saturated].max(axis=-1) == 255).all()
+
+
+def test_mixture_draws_operators_and_parameters_per_name_from_the_seed():
   picks = [tonemap.choose("mixture", f"img{i}", 0) for i in range(60)]
-  assert picks == [tonemap.choose("mixture", f"img{i}", 0) for i in range(60)]
-  assert set(picks) == set(tonemap.OPERATORS)
+  assert picks == [tonemap.choose("mixture", f"img{i}", 0) for i in range(60)]  # the same seed: the same
+  assert {p.operator for p in picks} == {"reinhard", "drago", "camera"}  # different images: different ones
+  assert len({str(p) for p in picks}) == 60  # parameters drawn per image too
   assert picks != [tonemap.choose("mixture", f"img{i}", 1) for i in range(60)]
+  for p in picks:  # within the documented ranges
+    for key, value in p.params:
+      low, high, _ = dict(dict(tonemap.MIXTURE)[p.operator])[key]
+      assert low <= value <= high
+  hdr = _scene(2).astype(np.float64) * 500
+  ldrs = {str(p): tonemap.to_ldr(p, hdr) for p in picks[:6]}
+  assert len({l.tobytes() for l in ldrs.values()}) == 6
+  assert str(tonemap.choose("reinhard", "x", 0)) == "reinhard"
   with pytest.raises(ValueError, match="unknown tone-mapping operator 'durand'"):
     tonemap.choose("durand", "x", 0)
 
@@ -101,10 +125,11 @@ def test_train_test_folders_and_mixture(tmp_path):
   data_dir = str(tmp_path / "tfds")
   builder = build.build("hdr/mixture", tmp_path / "manual", data_dir=data_dir, hdr_overrides={"size": 8})
   assert builder.info.splits["train"].num_examples == 3 and builder.info.splits["test"].num_examples == 1
+  assert str(builder.info.version) == "2.0.0"
   for name, ex in _read(data_dir, "hdr/mixture_size8", "train").items():
-    operator = ex["operator"].decode()
-    assert operator == tonemap.choose("mixture", name, 0)
-    np.testing.assert_array_equal(ex["ldr"], tonemap.to_ldr(operator, ex["hdr"]))
+    tone_map = tonemap.choose("mixture", name, 0)
+    assert ex["operator"].decode() == str(tone_map)
+    np.testing.assert_array_equal(ex["ldr"], tonemap.to_ldr(tone_map, ex["hdr"]))
 
 
 def test_8bit_and_truncated_files_are_bad(tmp_path):

@@ -6,8 +6,12 @@ Config `itmn` (inverse tone mapping, Ning et al. 2018 sec. 4):
     Gaussian light pools), its near-white regions are expanded by up to `HIGHLIGHT_BOOST` times (the
     clipped highlights an 8-bit photo has lost), and it is scaled so that diffuse white is
     `DIFFUSE_WHITE_NITS`, clipped to [`MIN_NITS`, `PEAK_NITS`].
-  * `ldr`: the paper's input, Reinhard et al. 2002's global operator (key 0.18, white = brightest pixel)
-    applied to `hdr`, sRGB-encoded and quantised to 8 bits.
+  * `ldr`: the network's input, made as the paper made its inputs, "tone mapping operators including
+    ReinhardTMO [16] and so on" (sec. 4): each example gets its own operator and parameters, drawn by
+    `lle.data.hdr.tonemap.draw` from the example's name and `TONE_MAP_SEED` (Reinhard global with a
+    drawn key and white point, Drago with a drawn bias, or a camera exposure with clipped highlights
+    and a camera response curve), applied to `hdr`, sRGB-encoded and quantised to 8 bits.
+  * `operator`: that operator and its parameters, e.g. `drago(bias=0.7712)`.
   The pipelines encode `hdr` into [0, 1] with SMPTE ST 2084 (PQ), the 10-bit HDR10/BT.2100 coding the
   paper's 10-bit data uses (see `lle.color.pq_encode`); primaries stay BT.709.
 
@@ -32,6 +36,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lle import color
+from lle.data.hdr import tonemap
 
 MAX_SIDE = 640
 TRAIN_VARIANTS = 4
@@ -43,6 +48,7 @@ PEAK_NITS = 4000.0
 EXPOSURE_RANGE = (1.0 / 20.0, 1.0 / 3.0)  # lowlight: exposure factor, drawn log-uniformly
 PHOTONS_AT_WHITE = 1000.0  # lowlight: photo-electrons for a linear value of 1 at the original exposure
 READ_NOISE = 0.002  # lowlight: Gaussian read noise, standard deviation in units of white (2 e-)
+TONE_MAP_SEED = 0  # itmn: the seed of each example's tone-mapping operator (tonemap.draw)
 
 # name -> loader; all ship inside the scikit-image and matplotlib wheels (no network).
 PHOTOS = (
@@ -106,10 +112,11 @@ def synthesize_hdr(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return np.clip(nits, MIN_NITS, PEAK_NITS).astype(np.float32)
 
 
-def tone_map_reinhard_8bit(hdr: np.ndarray) -> np.ndarray:
-  """The iTMN input: Reinhard's global operator, sRGB-encoded, quantised to uint8."""
-  display = np.asarray(color.reinhard_global(hdr.astype(np.float64)))
-  return np.round(np.asarray(color.linear_to_srgb(display)) * 255.0).astype(np.uint8)
+def tone_map_8bit(hdr: np.ndarray, key: str) -> tuple[np.ndarray, str]:
+  """The iTMN input of the example `key`: its drawn operator (`tonemap.draw`), sRGB-encoded, quantised to
+  uint8; and the operator's description."""
+  tone_map = tonemap.draw(key, TONE_MAP_SEED)
+  return tonemap.to_ldr(tone_map, hdr.astype(np.float64)), str(tone_map)
 
 
 def darken(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -130,17 +137,21 @@ _RELEASE_NOTES = {
     "1.2.0": "The `itmn` config stores `hdr` uncompressed (the same values): a training crop no longer "
              "inflates the whole zlib-coded float32 photo first. The `lowlight` config is unchanged "
              "(version 1.1.0).",
+    "2.0.0": "The `itmn` config's LDR inputs come from a seeded per-example mixture of operators (Reinhard "
+             "with drawn key and white point, Drago with a drawn bias, a camera exposure with clipped "
+             "highlights), named in the new `operator` feature, instead of Reinhard's operator alone. "
+             "The `hdr` targets are unchanged; the `lowlight` config is unchanged (version 1.1.0).",
 }
 
 
 class LleDemo(tfds.core.GeneratorBasedBuilder):
   """Paired demo data made from photos shipped with scikit-image and matplotlib."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = _RELEASE_NOTES
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name="itmn", version="1.2.0", release_notes=_RELEASE_NOTES,
-                              description="LDR (Reinhard global, 8-bit) -> HDR (cd/m^2)."),
+      tfds.core.BuilderConfig(name="itmn", version="2.0.0", release_notes=_RELEASE_NOTES,
+                              description="LDR (a seeded mixture of tone-mapping operators, 8-bit) -> HDR (cd/m^2)."),
       tfds.core.BuilderConfig(name="lowlight", version="1.1.0", release_notes=_RELEASE_NOTES,
                               description="Low-light (darkened, noisy, 8-bit) -> the photo (8-bit)."),
   ]
@@ -153,7 +164,7 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
     else:
       # float32 HDR photos barely compress (the demo: 109 MB with zlib, 110 MB without), and inflating
       # one for a training crop took 97 ms for a 640 x 432 photo against 14 ms to read it stored raw.
-      features = {"ldr": image(np.uint8), "hdr": image(np.float32, "bytes")}
+      features = {"ldr": image(np.uint8), "hdr": image(np.float32, "bytes"), "operator": tfds.features.Text()}
     return self.dataset_info_from_configs(
         description=__doc__,
         features=tfds.features.FeaturesDict({**features, "name": tfds.features.Text()}),
@@ -180,4 +191,5 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
         else:
           rng = np.random.default_rng(_seed(name, variant))
           hdr = synthesize_hdr(photo, rng)
-          yield key, {"ldr": tone_map_reinhard_8bit(hdr), "hdr": hdr, "name": key}
+          ldr, operator = tone_map_8bit(hdr, key)
+          yield key, {"ldr": ldr, "hdr": hdr, "name": key, "operator": operator}

@@ -24,9 +24,12 @@ Values are then clipped to [0, 10000] cd/m^2 (the range of SMPTE ST 2084).
 Features (the names of `lle_demo/itmn`, so an iTMN config can switch `data.name`):
   * `hdr`: float32 [size, size, 3], linear BT.709 RGB in cd/m^2;
   * `ldr`: uint8 [size, size, 3], `operator` applied to `hdr`, sRGB-encoded (see `tonemap.py`);
-  * `name`: the file's path below its split folder, without extension; `operator`: the operator used.
+  * `name`: the file's path below its split folder, without extension; `operator`: the operator used,
+    with its parameters for `mixture` (e.g. `reinhard(key=0.1234, white=0.8)`).
 
-Configs: `reinhard` (the paper's setting, default), `drago`, `exposure`, `mixture` (seeded per image). Other
+Configs: `mixture` (per image Reinhard with a drawn key and white point, Drago with a drawn bias, or a
+camera exposure with clipped highlights: iTMN's "tone mapping operators including ReinhardTMO and so on",
+sec. 4; seeded per image), `reinhard` (the one operator the paper names), `drago`, `exposure`. Other
 sizes and scalings: `make_config(...)` or the flags `--size`, `--scaling`, `--peak_nits`,
 `--diffuse_white_nits`, `--nits_per_unit` of `python -m lle.data.build hdr/OPERATOR`; their config names
 carry every non-default value (e.g. `reinhard_size256`).
@@ -60,6 +63,15 @@ class HdrConfig(tfds.core.BuilderConfig):
   seed: int = 0  # test draw and `mixture` choices
 
 
+RELEASE_NOTES = {
+    "1.0.0": "Resized HDR in cd/m^2; Reinhard, Drago, exposure or mixed LDR.",
+    "2.0.0": "`mixture` draws each image's parameters too: Reinhard with key in [0.09, 0.36] and white at "
+             "0.5-1 x the brightest luminance, Drago with bias in [0.7, 0.9], or a camera exposure with "
+             "0.5-5% of the pixels clipped and Ying et al.'s response curve (`operator` names them). The "
+             "other configs are unchanged and keep version 1.0.0.",
+}
+VERSIONS = {"reinhard": "1.0.0", "drago": "1.0.0", "exposure": "1.0.0", "camera": "2.0.0", "mixture": "2.0.0"}
+
 _DEFAULTS = HdrConfig(name="defaults")
 _FIELDS = ("size", "scaling", "peak_nits", "diffuse_white_nits", "nits_per_unit", "test_fraction", "seed")
 
@@ -80,7 +92,7 @@ def make_config(operator: str = "reinhard", **overrides) -> HdrConfig:
       name += f"_{field}{value:g}" if isinstance(value, float) else f"_{field}{value}"
   name = name.replace(".", "p").replace("-", "m")
   return HdrConfig(name=name, operator=operator, description=f"LDR by {operator}; HDR in cd/m^2.",
-                   **overrides)
+                   version=VERSIONS[operator], release_notes=RELEASE_NOTES, **overrides)
 
 
 CONFIGS = tuple(make_config(op) for op in ("reinhard", "drago", "exposure", "mixture"))
@@ -149,10 +161,10 @@ def to_nits(image: np.ndarray, config: HdrConfig, path=None) -> np.ndarray:
 
 
 def make_pair(path: epath.Path, name: str, config: HdrConfig):
-  """(ldr uint8, hdr float32 cd/m^2, operator) for one HDR file."""
+  """(ldr uint8, hdr float32 cd/m^2, tone map: `tonemap.ToneMap`) for one HDR file."""
   hdr = to_nits(resize(read_hdr(path), config.size), config, path)
-  operator = tonemap.choose(config.operator, name, config.seed)
-  return tonemap.to_ldr(operator, hdr), hdr, operator
+  tone_map = tonemap.choose(config.operator, name, config.seed)
+  return tonemap.to_ldr(tone_map, hdr), hdr, tone_map
 
 
 def _walk(folder: epath.Path):
@@ -181,8 +193,8 @@ def _list(folder: epath.Path) -> list[tuple[str, epath.Path]]:
 class Hdr(errors.StrictBuilderMixin, tfds.core.GeneratorBasedBuilder):
   """(LDR, HDR) pairs for inverse tone mapping from a folder of HDR images."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Resized HDR in cd/m^2; Reinhard, Drago, exposure or mixed LDR."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = RELEASE_NOTES
   BUILDER_CONFIGS = list(CONFIGS)
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Put HDR images (Radiance .hdr, OpenEXR .exr, or 16-bit linear PNG / TIFF) in the manual folder, at any
@@ -234,8 +246,8 @@ Survey ({HOMEPAGE}) and HDR-Eye.
     config = self.builder_config
     for name, path in items:
       try:
-        ldr, hdr, operator = make_pair(path, name, config)
+        ldr, hdr, tone_map = make_pair(path, name, config)
       except errors.BadFileError as e:
         self.bad_files.handle(e, split)
         continue
-      yield name, {"ldr": ldr, "hdr": hdr, "name": name, "operator": operator}
+      yield name, {"ldr": ldr, "hdr": hdr, "name": name, "operator": str(tone_map)}
