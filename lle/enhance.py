@@ -181,7 +181,7 @@ def enhance_files(enhancer: Enhancer, files, output_dir) -> tuple[list[str], lis
   os.makedirs(output_dir, exist_ok=True)
   names = output_names(files, enhancer.hdr)
   written, skipped = [], []
-  bar = tqdm(files, unit="image", dynamic_ncols=True)
+  bar = tqdm(files, unit="image", dynamic_ncols=True, disable=None)  # None: no bar unless on a terminal
   for path in bar:
     bar.set_postfix_str(os.path.basename(path))
     try:

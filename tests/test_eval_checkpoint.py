@@ -26,7 +26,7 @@ def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
   out = subprocess.run([*args, "--checkpoint_step=2"], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   results = json.loads((tmp_path / "results.json").read_text())
-  assert results["step"] == 2 and "step 2: model" in out.stdout
+  assert results["step"] == 2 and ", step 2 |" in out.stdout and "| model | " in out.stdout  # the table
   for metric in ("psnr", "ssim", "mpsnr"):
     assert abs(results["model"][metric] - during[2][f"eval/model/{metric}"]) < 1e-5, metric
 

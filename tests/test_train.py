@@ -1,6 +1,7 @@
 """The trainer on 1 and 8 devices, resume, NaN handling and the end-to-end entry point (tiny iTMN)."""
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -109,6 +110,11 @@ def test_main_end_to_end_writes_checkpoint_metrics_and_results(tmp_path):
   assert json.loads((workdir / "config.json").read_text())["method"] == "itmn"
   assert list((workdir / "images").glob("step_00000004_*.png"))
   assert (workdir / "wandb").is_dir()  # an offline W&B run
+  # stdout is a pipe here: plain log lines, no progress bar; the final table and the comparison PNGs.
+  assert "step 2/4  " in out.stdout and "\r" not in out.stdout
+  assert "| model | " in out.stdout and "| linear_expansion | " in out.stdout
+  shown = [line.split(": ", 1)[1] for line in out.stdout.splitlines() if line.startswith("input | each baseline")]
+  assert shown and all(os.path.exists(path) and "step_00000004_" in path for path in shown)
 
 
 def test_evaluation_computes_any_registry_metric_by_name():

@@ -6,6 +6,7 @@ uninterrupted run would have read. Each host decodes only its own rows of every 
 """
 import collections
 import os
+import sys
 import threading
 from typing import Iterator
 
@@ -34,6 +35,9 @@ def _prepare_once(builder):
   with open(os.path.join(root, ".build.lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not builder.is_prepared():  # another process may have built it while we waited
+      if not sys.stderr.isatty():  # TFDS's progress bars would fill a log file with redraws
+        tfds.disable_progress_bar()
+      print(f"building {builder.info.full_name} into {builder.data_dir} (first use) ...", flush=True)
       builder.download_and_prepare()
 
 
