@@ -425,11 +425,12 @@ def results_table(results: dict) -> str:
   the model is ahead and where a baseline is."""
   systems = {"model": results["model"], **results.get("baselines", {})}
   columns = list(results["model"])
+  release = results.get("conventions", {}).get("hdrvdp_release", "2.2.2")
   best = {}
   for column in columns:
     values = [scores[column] for scores in systems.values() if column in scores and np.isfinite(scores[column])]
     if values:
-      best[column] = max(values) if metrics.higher_is_better(column) else min(values)
+      best[column] = max(values) if metrics.higher_is_better(column, hdrvdp_release=release) else min(values)
   dataset = results.get("dataset", {})
   title = f"{dataset.get('split', 'held-out')} ({dataset.get('num_images', '?')} images), step {results.get('step')}"
   lines = [f"| {title} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]

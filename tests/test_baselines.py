@@ -222,3 +222,16 @@ def test_results_table_marks_each_columns_best_with_lower_better_for_mse():
   assert table[3] == "| identity | 15.00 | 2000.0 | **0.8500** |"
   assert table[4] == "| msr | 18.00 | **400.0** | 0.7000 |"
   assert table[-1].endswith("the model is best on psnr; a baseline is best on mse_8bit (msr), ssim (identity)")
+
+
+def test_results_table_reads_hdrvdp2_q_in_the_direction_of_its_release():
+  """Release 2.2.2's Q is 0-100, higher is better; release 2.2.0's Q is a log of visible differences,
+  lower is better (its Q_MOS is the 0-100 score)."""
+  results = {"step": 1, "model": {"hdrvdp2_q": 70.0, "hdrvdp2_pdet": 0.9},
+             "baselines": {"identity": {"hdrvdp2_q": 60.0, "hdrvdp2_pdet": 0.5}},
+             "conventions": {"hdrvdp_release": "2.2.2"}}
+  assert evaluate.results_table(results).splitlines()[2] == "| model | **70.00** | 0.9000 |"
+  old = {**results, "model": {"hdrvdp2_q": -2.0, "hdrvdp2_pdet": 0.9},
+         "baselines": {"identity": {"hdrvdp2_q": -3.0, "hdrvdp2_pdet": 0.5}},
+         "conventions": {"hdrvdp_release": "2.2.0"}}
+  assert evaluate.results_table(old).splitlines()[3] == "| identity | **-3.00** | **0.5000** |"

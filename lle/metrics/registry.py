@@ -140,11 +140,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 # Reported columns for which a lower value is better; every other column is better higher. HDR-VDP-2's
 # Q (release 2.2.0, as computed here) is a pooled log of visible differences: lower is better; P_det
 # and C_max measure how visible the differences are.
-LOWER_IS_BETTER = frozenset({'mse', 'mse_8bit', 'niqe', 'hdrvdp2_q', 'hdrvdp2_pdet', 'hdrvdp2_cmax'})
+LOWER_IS_BETTER = frozenset({'mse', 'mse_8bit', 'niqe', 'hdrvdp2_pdet', 'hdrvdp2_cmax'})
 
 
-def higher_is_better(column: str) -> bool:
-  """Whether a larger value of the reported column `column` is better (tables mark each column's best)."""
+def higher_is_better(column: str, *, hdrvdp_release: str = "2.2.2") -> bool:
+  """Whether a larger value of the reported column `column` is better (tables mark each column's best).
+  HDR-VDP-2's Q is 0-100, higher is better, from release 2.2.1 on; release 2.2.0's Q is a pooled log of
+  visible differences, lower is better (its Q_MOS, higher is better, is the 0-100 score)."""
+  if column == 'hdrvdp2_q':
+    return hdrvdp_release != "2.2.0"
   return column not in LOWER_IS_BETTER
 
 
