@@ -33,6 +33,8 @@ def test_config_tags_name_the_default_model_and_the_scale():
   assert (c.variants, c.scale) == (("paper", "demo"), "demo")
   assert load_config("configs/neid.py:tiny").variants == ("le_dr_ff", "tiny")
   assert load_config("configs/itmn.py:nodmse").variants == ("nodmse",)
+  assert load_config("configs/tmgan.py:demo").variants == ("paper", "demo")  # Table 1's "proposed network"
+  assert load_config("configs/tmgan.py:down8").variants == ("down8",)
   with pytest.raises(ValueError, match="each choose the model"):
     load_config("configs/iqe.py:paper,release")
   with pytest.raises(ValueError, match="each set the run's size"):
