@@ -81,4 +81,4 @@ def test_accelerator_check_builds_every_synthetic_data_set(tmp_path):
   result = _accelerator_check(tmp_path, "--methods=itmn,tmgan,iqe", "--parts=pipeline")
   names = {r["method"]: r["status"] for r in result["rows"]}
   assert names == {m: f"ok ({name}, synthetic files, 0 worker processes, cache 0 MB)" for m, name in (
-      ("itmn", "hdr/reinhard"), ("tmgan", "mit_fivek/expert_c_montulet"), ("iqe", "dped/iphone"))}
+      ("itmn", "hdr/mixture"), ("tmgan", "mit_fivek/expert_c_montulet"), ("iqe", "dped/iphone"))}

@@ -83,6 +83,7 @@ def test_parallel_first_use_builds_once(tmp_path):
 
   class FakeBuilder:
     data_dir = str(tmp_path / "lle_demo" / "itmn" / "1.0.0")
+    info = type("Info", (), {"full_name": "lle_demo/itmn/1.0.0"})  # named in the "building ..." line
     builds = 0
 
     def is_prepared(self):

@@ -45,7 +45,7 @@ def test_lowlight_splits_versions_and_pairs():
 def test_itmn_config_version_and_features():
   config = load_config("configs/itmn.py:tiny")
   source, info = pipeline.load_source(config.data, "test")
-  assert str(info.version) == "1.2.0" and set(source[0]) == {"ldr", "hdr", "name"}
+  assert str(info.version) == "2.0.0" and set(source[0]) == {"ldr", "hdr", "name", "operator"}
 
 
 def test_darken_is_poisson_gaussian_and_deterministic():

@@ -75,7 +75,7 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
     assert strided_forward == (channels[0] > PHASE_MAX_THIN_CHANNELS)
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
   for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=3e-4)  # gradients up to ~13: sums of 486 float32 terms
 
 
 def test_select_taps_is_indexing_with_a_zero_tap_and_its_gradient():

@@ -15,7 +15,7 @@ from lle.metrics import score
 def test_registry_names_and_columns():
   assert set(metrics.METRICS) == {
       'mse', 'mse_8bit', 'psnr', 'psnr_y', 'ssim', 'ssim_y', 'ssim_matlab', 'ms_ssim', 'fsitm', 'tmqi', 'mpsnr',
-      'mpsnr_hdrtoolbox', 'pu_psnr', 'pu_ssim', 'niqe', 'hdrvdp2'}
+      'mpsnr_hdrtoolbox', 'pu_psnr', 'pu_ssim', 'niqe', 'hdrvdp2', 'psnr_l', 'ms_ssim_dped'}
   assert metrics.METRICS['fsitm'].columns == ('fsitm_r', 'fsitm_g', 'fsitm_b', 'fsitm')
   # mse_8bit: Montulet & Briassouli's MSE on the 0-255 scale; one pixel off by 1/255 in one of 3 channels
   pred, target = np.zeros((1, 2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.float32)
