@@ -4,20 +4,21 @@ and GLADNet (weichen582/GLADNet `model/`), converted into lle run folders that `
 
   python -m lle.weights dped --from DIR/iphone_orig       # -> $LLE_WEIGHTS_DIR/dped_iphone_orig/
   python -m lle.weights gladnet --from DIR/model          # -> $LLE_WEIGHTS_DIR/gladnet_<checkpoint name>/
-  ./launch.sh eval --config=configs/iqe.py:release --workdir=$LLE_WEIGHTS_DIR/dped_iphone_orig
-  ./launch.sh enhance --config=configs/gladnet.py --workdir=... --input=photos/ --output=out/
+  ./launch.sh eval --workdir=$LLE_WEIGHTS_DIR/dped_iphone_orig    (with the folder's config.json)
+  ./launch.sh enhance --workdir=... --input=photos/ --output=out/
 
 The checkpoint is read by `lle.tf_checkpoint` (no TensorFlow). Every variable of the network is matched by
 its official name and shape; a missing variable, a shape mismatch or an unexpected variable of the
 network's scope stops the conversion with an error naming it. Optimiser slots, step counters and the
 discriminator (not part of the releases) are left out. The run folder holds an Orbax checkpoint at step
 0 of the method's whole state (networks without released weights keep their initialisation), the
-config.json of the config the weights fit, and `release.json` (source files, SHA-256, name mapping).
+config.json of the config the weights fit, and `release.json` (source files, SHA-256, name mapping). The
+folder is written beside an existing one and renamed into place; only a folder that lle converted is
+replaced (see `lle.weights.write_folder`).
 """
 import hashlib
 import json
 import os
-import shutil
 
 import jax
 import numpy as np
@@ -111,6 +112,7 @@ def convert(arch: str, source: str, *, config_spec: str | None = None, name: str
   if arch not in DEFAULT_CONFIGS:
     raise ReleaseError(f"unknown release {arch!r}; expected one of {sorted(DEFAULT_CONFIGS)}")
   prefix = tf_checkpoint.resolve_prefix(source)
+  folder = weights.folder_of(name or f"{arch}_{os.path.basename(prefix)}", out_dir)
   variables = tf_checkpoint.read(prefix)
   spec = config_spec or DEFAULT_CONFIGS[arch]
   config = config_lib.load(config_lib.resolve(spec))
@@ -123,30 +125,23 @@ def convert(arch: str, source: str, *, config_spec: str | None = None, name: str
   params = map_variables(arch, variables, state[net_key].params, prefix, net_key=net_key)
   state[net_key] = state[net_key].replace(params=jax.tree.map(np.asarray, params))
 
-  name = name or f"{arch}_{os.path.basename(prefix)}"
-  folder = os.path.join(out_dir or weights.weights_dir(), name)
-  tmp = folder + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  manager = train.checkpoint_manager(tmp, config)
-  import orbax.checkpoint as ocp
-  manager.save(0, args=ocp.args.StandardSave(state))
-  manager.wait_until_finished()
-  manager.close()
-  train.write_config(tmp, config)
+  names = dped_names(config.generator.num_blocks) if arch == "dped" else gladnet_names(len(params))
   files = [prefix + ".index"] + sorted(
       os.path.join(os.path.dirname(prefix), f) for f in os.listdir(os.path.dirname(prefix) or ".")
       if f.startswith(os.path.basename(prefix) + ".data-"))
   release = {"arch": arch, "config": spec, "source": os.path.abspath(prefix),
              "files": {os.path.basename(f): _sha256(f) for f in files},
-             "mapping": {tf: "/".join((net_key,) + p) for tf, p in
-                         (dped_names(config.generator.num_blocks) if arch == "dped"
-                          else gladnet_names(len(params))).items()},
-             "left_out": sorted(n for n in variables if n not in (dped_names(config.generator.num_blocks)
-                                                                  if arch == "dped" else gladnet_names(len(params))))}
-  with open(os.path.join(tmp, "release.json"), "w") as f:
-    json.dump(release, f, indent=2)
-  if os.path.exists(folder):
-    shutil.rmtree(folder)
-  os.replace(tmp, folder)
-  return folder
+             "mapping": {tf: "/".join((net_key,) + p) for tf, p in names.items()},
+             "left_out": sorted(n for n in variables if n not in names)}
+
+  def fill(tmp):
+    import orbax.checkpoint as ocp
+    manager = train.checkpoint_manager(tmp, config)
+    manager.save(0, args=ocp.args.StandardSave(state))
+    manager.wait_until_finished()
+    manager.close()
+    train.write_config(tmp, config)
+    with open(os.path.join(tmp, "release.json"), "w") as f:
+      json.dump(release, f, indent=2)
+
+  return weights.write_folder(folder, fill)

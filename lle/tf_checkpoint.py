@@ -180,8 +180,20 @@ def resolve_prefix(path: str) -> str:
 
 
 def read(path: str, *, verify_crc: bool = True) -> dict[str, np.ndarray]:
-  """{variable name: array} of the checkpoint at `path` (see `resolve_prefix`)."""
+  """{variable name: array} of the checkpoint at `path` (see `resolve_prefix`); a damaged or foreign file is
+  a `CheckpointError` naming it."""
   prefix = resolve_prefix(path)
+  try:
+    return _read(prefix, verify_crc)
+  except CheckpointError as e:
+    if str(e).startswith(prefix):
+      raise
+    raise CheckpointError(f"{prefix}.index: not a readable TensorFlow checkpoint ({e})") from e
+  except (struct.error, UnicodeDecodeError, IndexError, ValueError) as e:
+    raise CheckpointError(f"{prefix}: not a readable TensorFlow checkpoint ({type(e).__name__}: {e})") from e
+
+
+def _read(prefix: str, verify_crc: bool) -> dict[str, np.ndarray]:
   entries = read_index(prefix + ".index")
   header = entries.pop("", None)
   num_shards, big_endian = 1, False

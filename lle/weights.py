@@ -8,12 +8,15 @@ reads FILE, checks every layer's name and shape, and writes `$LLE_WEIGHTS_DIR/NA
 `~/.cache/lle/weights`; NAME defaults to `vgg19_<source>`): `params.npz` (HWIO kernels) and `meta.json`
 (the source file and its SHA-256, the input convention the weights were trained with, every layer's
 shape and the SHA-256 of params.npz). Configs name weights by NAME; `load(NAME)` checks the checksum.
+NAME is one name, never a path; the folder is written beside the old one and renamed into place, and a
+folder that lle did not convert is never replaced.
 
 Each source has its own input convention, kept with the weights and applied by `Preprocess`:
   torchvision / timm   RGB in [0, 1], minus mean (0.485, 0.456, 0.406), divided by std (0.229, 0.224, 0.225)
   Keras (caffe mode)   BGR in [0, 255], minus mean (103.939, 116.779, 123.68) (B, G, R), no std
   MatConvNet (DPED)    RGB in [0, 255], minus mean (123.68, 116.779, 103.939), no std
-No file is ever unpickled freely: .pth files are read by an unpickler that only rebuilds tensors.
+No file is ever unpickled freely: .pth files are read by an unpickler that only rebuilds tensors, and
+every tensor's view is checked against its storage before it is read.
 """
 import argparse
 import collections
@@ -23,11 +26,16 @@ import io
 import json
 import os
 import pickle
+import re
+import shutil
+import struct
 import sys
+import tempfile
 import zipfile
 
 import numpy as np
 
+from lle import cli
 from lle.nn import vgg
 
 OFFICIAL = {
@@ -109,13 +117,40 @@ class _StorageType:
     self.dtype = np.dtype(_TORCH_DTYPES[name])
 
 
+@dataclasses.dataclass(frozen=True)
+class _View:
+  """A tensor as the pickle describes it: a strided view of a storage, read only once it is checked."""
+  storage: object  # the storage's elements, or (legacy files) a function returning them once read
+  offset: object
+  size: object
+  stride: object
+
+  def array(self, where: str) -> np.ndarray:
+    """The tensor, copied out of its storage; `WeightsError` naming `where` if the view does not fit in
+    the storage (a damaged or crafted file would otherwise make numpy read memory outside it)."""
+    data = self.storage() if callable(self.storage) else self.storage
+    if not isinstance(data, np.ndarray) or data.ndim != 1:
+      raise WeightsError(f"{where} is not a view of a tensor storage")
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if not (is_int(self.offset) and isinstance(self.size, (tuple, list)) and isinstance(self.stride, (tuple, list))
+            and len(self.size) == len(self.stride) and all(map(is_int, (*self.size, *self.stride)))):
+      raise WeightsError(f"{where} has a malformed view (offset {self.offset!r}, size {self.size!r}, "
+                         f"stride {self.stride!r})")
+    if self.offset < 0 or min((*self.size, *self.stride), default=0) < 0:
+      raise WeightsError(f"{where} has a negative offset, size or stride (offset {self.offset}, size "
+                         f"{tuple(self.size)}, stride {tuple(self.stride)})")
+    if 0 not in self.size:
+      last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+      if last >= data.size:
+        raise WeightsError(f"{where} (size {tuple(self.size)}, stride {tuple(self.stride)}, offset {self.offset}) "
+                           f"reaches element {last} of a storage of {data.size} {data.dtype} elements "
+                           "(a damaged or crafted file)")
+    return np.lib.stride_tricks.as_strided(data[self.offset:], shape=tuple(self.size),
+                                           strides=tuple(s * data.itemsize for s in self.stride)).copy()
+
+
 def _rebuild_tensor(storage, offset, size, stride, *unused):
-  def build():
-    data = storage() if callable(storage) else storage
-    return np.lib.stride_tricks.as_strided(data[offset:], shape=tuple(size),
-                                           strides=tuple(s * data.dtype.itemsize for s in stride)).copy()
-  # A legacy file's storages follow its pickle: its tensors are built once they have been read.
-  return build if callable(storage) else build()
+  return _View(storage, offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks, *unused):
@@ -141,23 +176,49 @@ class _TensorsOnly(pickle.Unpickler):
     raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a weights file holds only tensors")
 
   def persistent_load(self, pid):
-    kind, storage_type, key, _location, numel = pid[:5]
-    if kind != "storage":
+    if self._load_storage is None or not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
       raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-    return self._load_storage(storage_type, str(key), int(numel))
+    _, storage_type, key, _location, numel = pid[:5]
+    return self._load_storage(storage_type, str(key), numel)
+
+
+def _storage(raw: bytes, storage_type, numel: int, where: str) -> np.ndarray:
+  """A storage's elements from its bytes, checked against the element count the pickle gives."""
+  if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
+    raise WeightsError(f"{where}: malformed storage record ({storage_type!r}, {numel!r} elements)")
+  if len(raw) != numel * storage_type.dtype.itemsize:
+    raise WeightsError(f"{where} holds {len(raw)} bytes; {numel} {storage_type.dtype} elements need "
+                       f"{numel * storage_type.dtype.itemsize} (a damaged file?)")
+  return np.frombuffer(raw, dtype=storage_type.dtype).copy()
+
+
+def _tensors(tree, path: str) -> dict:
+  if not isinstance(tree, dict):
+    raise WeightsError(f"{path}: holds a {type(tree).__name__}, not a state dict of tensors")
+  return {k: (v.array(f"{path}: tensor {k!r}") if isinstance(v, _View) else v) for k, v in tree.items()}
 
 
 def read_pth(path: str) -> dict:
   """A torch.save state dict (the zip format of torch >= 1.6, and the legacy format of older files such
-  as vgg19-dcbb9e9d.pth), without torch."""
+  as vgg19-dcbb9e9d.pth), without torch. Every tensor's view is checked against its storage."""
+  return _tensors(_read_pth_tree(path), path)
+
+
+def _read_pth_tree(path: str):
   if zipfile.is_zipfile(path):
     with zipfile.ZipFile(path) as z:
-      root = next(n.split("/")[0] for n in z.namelist() if n.endswith("data.pkl"))
+      pickles = [n for n in z.namelist() if n.endswith("/data.pkl")]
+      if not pickles:
+        raise WeightsError(f"{path}: a zip archive without the data.pkl of a torch.save file")
+      root = pickles[0][:-len("/data.pkl")]
       cache = {}
 
       def load_storage(storage_type, key, numel):
         if key not in cache:
-          cache[key] = np.frombuffer(z.read(f"{root}/data/{key}"), dtype=storage_type.dtype, count=numel).copy()
+          name = f"{root}/data/{key}"
+          if name not in z.namelist():
+            raise WeightsError(f"{path}: storage {key!r} is missing from the archive")
+          cache[key] = _storage(z.read(name), storage_type, numel, f"{path}: storage {key!r}")
         return cache[key]
 
       return _TensorsOnly(io.BytesIO(z.read(f"{root}/data.pkl")), load_storage).load()
@@ -172,18 +233,24 @@ def read_pth(path: str) -> dict:
 
     def load_storage(storage_type, key, numel):  # filled in after the pickle, from the storage section
       if key not in pending:
-        pending[key] = (storage_type, numel, np.empty(numel, storage_type.dtype))
-      array = pending[key][2]
-      return lambda: array
+        pending[key] = (storage_type, numel, [])
+      box = pending[key][2]
+      return lambda: box[0]
 
-    unpickler = _TensorsOnly(f, load_storage)
-    tree = unpickler.load()
-    keys = restricted().load()
-    for key in keys:
-      storage_type, numel, array = pending[str(key)]
-      count = int(np.frombuffer(f.read(8), "<i8")[0])
-      array[:] = np.frombuffer(f.read(count * array.dtype.itemsize), array.dtype, count=count)[:numel]
-    return {k: (v() if callable(v) else v) for k, v in tree.items()}
+    tree = _TensorsOnly(f, load_storage).load()
+    for key in restricted().load():
+      if str(key) not in pending:
+        raise WeightsError(f"{path}: storage {key!r} is not used by any tensor")
+      storage_type, numel, box = pending[str(key)]
+      count = struct.unpack("<q", f.read(8))[0]
+      if count != numel:
+        raise WeightsError(f"{path}: storage {key!r} holds {count} elements; its tensors say {numel}")
+      box.append(_storage(f.read(max(count, 0) * storage_type.dtype.itemsize), storage_type, numel,
+                          f"{path}: storage {key!r}"))
+    missing = sorted(k for k, (_, _, box) in pending.items() if not box)
+    if missing:
+      raise WeightsError(f"{path}: storage {missing[0]!r} is missing from the file (truncated?)")
+    return tree
 
 
 def read_safetensors(path: str) -> dict:
@@ -244,16 +311,22 @@ def read_any(path: str, depth: int) -> tuple[dict, str, Preprocess]:
     raise FileNotFoundError(f"weights file {path} does not exist")
   source = source_of(path)
   preprocess = PREPROCESS[source]
-  if source == "torchvision":
-    convs = _torch_features_to_convs(read_pth(path), depth, path)
-  elif source == "timm":
-    convs = _torch_features_to_convs(read_safetensors(path), depth, path)
-  elif source == "keras":
-    convs = read_keras_h5(path, depth)
-  else:
-    convs, mean = read_matconvnet(path)
-    if mean is not None:
-      preprocess = dataclasses.replace(preprocess, mean=mean)
+  try:
+    if source == "torchvision":
+      convs = _torch_features_to_convs(read_pth(path), depth, path)
+    elif source == "timm":
+      convs = _torch_features_to_convs(read_safetensors(path), depth, path)
+    elif source == "keras":
+      convs = read_keras_h5(path, depth)
+    else:
+      convs, mean = read_matconvnet(path)
+      if mean is not None:
+        preprocess = dataclasses.replace(preprocess, mean=mean)
+  except WeightsError:
+    raise
+  except Exception as e:  # a foreign or damaged file: its reader's own error, whatever its type
+    raise WeightsError(f"{path}: not a readable {source} VGG weights file "
+                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
   check(convs, depth, path)
   return convs, source, preprocess
 
@@ -293,32 +366,85 @@ def save(convs: dict, *, arch: str, source: str, preprocess: Preprocess, name: s
   """Writes checked {conv: (HWIO kernel, bias)} as weights `name` (atomically) and returns the folder."""
   depth = {"vgg16": 16, "vgg19": 19}[arch]
   check(convs, depth, name)
-  folder = os.path.join(out_dir or weights_dir(), name)
-  tmp = folder + ".tmp"
-  os.makedirs(tmp, exist_ok=True)
   arrays = {}
   for conv, (kernel, bias) in convs.items():
     arrays[f"{conv}/kernel"] = np.asarray(kernel, np.float32)
     arrays[f"{conv}/bias"] = np.asarray(bias, np.float32)
-  np.savez(os.path.join(tmp, "params.npz"), **arrays)
-  meta = {"arch": arch, "depth": depth, "source": source, **(origin or {}),
-          "preprocess": dataclasses.asdict(preprocess),
-          "layers": {k: list(v.shape) for k, v in arrays.items()},
-          "params_sha256": _sha256(os.path.join(tmp, "params.npz"))}
-  with open(os.path.join(tmp, "meta.json"), "w") as f:
-    json.dump(meta, f, indent=2)
-  if os.path.exists(folder):
-    import shutil
-    shutil.rmtree(folder)
-  os.replace(tmp, folder)
-  return folder
+
+  def fill(tmp):
+    np.savez(os.path.join(tmp, "params.npz"), **arrays)
+    meta = {"arch": arch, "depth": depth, "source": source, **(origin or {}),
+            "preprocess": dataclasses.asdict(preprocess),
+            "layers": {k: list(v.shape) for k, v in arrays.items()},
+            "params_sha256": _sha256(os.path.join(tmp, "params.npz"))}
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+      json.dump(meta, f, indent=2)
+
+  return write_folder(folder_of(name, out_dir), fill)
+
+
+# An id names one folder inside the weights folder, never a path.
+_ID = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def folder_of(name: str, out_dir: str | None = None) -> str:
+  """The folder of weights `name` in `out_dir` (default `weights_dir()`); `WeightsError` unless `name` is one
+  plain name (letters, digits, '_', '.', '-'; not '.' or '..'), so that no id reaches outside that folder."""
+  if not isinstance(name, str) or not _ID.fullmatch(name) or name in (".", ".."):
+    raise WeightsError(f"--id {name!r} is not an id: one name of letters, digits, '_', '.' and '-' "
+                       "(not '.' or '..'); --weights_dir sets the folder it goes in")
+  return os.path.join(out_dir or weights_dir(), name)
+
+
+def _written_by_lle(folder: str) -> bool:
+  """Whether `folder` is one that lle converted: VGG weights (meta.json) or a release (release.json)."""
+  for marker, key in (("meta.json", "params_sha256"), ("release.json", "mapping")):
+    try:
+      with open(os.path.join(folder, marker)) as f:
+        if key in json.load(f):
+          return True
+    except (OSError, ValueError, TypeError):
+      continue
+  return False
+
+
+def write_folder(folder: str, fill) -> str:
+  """Writes `folder` by `fill(new_folder)` into a new folder beside it, then renames that into place: a
+  failure leaves whatever was there. An existing folder is replaced only if lle converted it."""
+  if os.path.lexists(folder) and (os.path.islink(folder) or not _written_by_lle(folder)):
+    raise WeightsError(f"{folder} exists and is not a folder that lle converted (no lle meta.json or "
+                       "release.json in it): not replacing it; choose another --id or --weights_dir")
+  parent, base = os.path.split(folder)
+  os.makedirs(parent or ".", exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.new-")
+  try:
+    fill(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes the folder private; converted weights get the usual mode
+    if not os.path.lexists(folder):
+      os.rename(tmp, folder)
+      return folder
+    trash = tempfile.mkdtemp(dir=parent, prefix=f".{base}.old-")
+    os.rename(folder, os.path.join(trash, base))
+    try:
+      os.rename(tmp, folder)
+    except OSError:
+      os.rename(os.path.join(trash, base), folder)
+      raise
+    shutil.rmtree(trash, ignore_errors=True)
+    return folder
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
 
 
 def how_to_get(name: str) -> str:
   arch, _, source = name.partition("_")
   depth = {"vgg16": 16, "vgg19": 19}.get(arch, 19)
   url = OFFICIAL.get(source, OFFICIAL["matconvnet"]).get(depth)
-  return f"convert the official file once: python -m lle.weights {arch or 'vgg19'} --from FILE --id {name} (FILE from {url})"
+  return (f"convert the official file once: ./launch.sh python -m lle.weights {arch or 'vgg19'} --from FILE "
+          f"--id {name} (FILE from {url})")
 
 
 def preprocess_of(name: str, *, root: str | None = None) -> Preprocess:
@@ -353,6 +479,7 @@ def load(name: str, *, root: str | None = None) -> tuple[dict, Preprocess, dict]
   return params, preprocess, meta
 
 
+@cli.reports_errors
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m lle.weights", description=__doc__.split("\n\n")[0])
   parser.add_argument("arch", choices=["vgg16", "vgg19", "dped", "gladnet"])
@@ -365,11 +492,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.arch in ("dped", "gladnet"):
     return _convert_release(args)
-  try:
-    folder = convert(args.arch, args.source, name=args.id, out_dir=args.weights_dir)
-  except (WeightsError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  folder = convert(args.arch, args.source, name=args.id, out_dir=args.weights_dir)
   with open(os.path.join(folder, "meta.json")) as f:
     meta = json.load(f)
   for layer, shape in meta["layers"].items():
@@ -381,17 +504,13 @@ def main(argv=None):
 
 
 def _convert_release(args) -> int:
-  from lle import releases, tf_checkpoint
-  try:
-    folder = releases.convert(args.arch, args.source, config_spec=args.config, name=args.id,
-                              out_dir=args.weights_dir)
-  except (releases.ReleaseError, tf_checkpoint.CheckpointError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  from lle import releases
+  folder = releases.convert(args.arch, args.source, config_spec=args.config, name=args.id,
+                            out_dir=args.weights_dir)
   with open(os.path.join(folder, "release.json")) as f:
     release = json.load(f)
   print(f"{len(release['mapping'])} variables mapped, {len(release['left_out'])} left out (optimiser slots, counters)")
-  print(f"wrote {folder}\n  ./launch.sh eval --config={release['config']} --workdir={folder}")
+  print(f"wrote {folder}\n  ./launch.sh eval --workdir={folder}   (with its config.json: {release['config']})")
   return 0
 
 

@@ -4,6 +4,8 @@ the format's input convention. Then the perceptual loss and the errors."""
 import collections
 import io
 import json
+import os
+import subprocess
 import sys
 import types
 import zipfile
@@ -18,6 +20,7 @@ from safetensors.numpy import save_file
 
 from lle import losses, weights
 from lle.nn import vgg
+from tests.conftest import REPO
 
 
 def _random_vgg(depth, seed=0):
@@ -42,9 +45,10 @@ def _torch_keys(params, depth):
   return out
 
 
-def _write_pth(path, tensors, monkeypatch):
+def _write_pth(path, tensors, monkeypatch, views=None):
   """torch.save's zip layout (archive/data.pkl + archive/data/<key>), written without torch: the pickle
-  names torch's own globals, which exist here only as stand-in modules while writing."""
+  names torch's own globals, which exist here only as stand-in modules while writing. `views` {key:
+  (offset, size, stride)} replaces the view of a tensor's storage that the pickle gives (a crafted file)."""
   torch_module, utils_module = types.ModuleType("torch"), types.ModuleType("torch._utils")
 
   def _rebuild_tensor_v2(*args):
@@ -62,19 +66,19 @@ def _write_pth(path, tensors, monkeypatch):
       self.key, self.array = key, array
 
   class Tensor:
-    def __init__(self, storage):
-      self.storage = storage
+    def __init__(self, storage, view):
+      self.storage, self.view = storage, view
 
     def __reduce__(self):
       a = self.storage.array
-      strides = tuple(s // a.itemsize for s in a.strides)
-      return _rebuild_tensor_v2, (self.storage, 0, a.shape, strides, False, collections.OrderedDict())
+      offset, size, stride = self.view or (0, a.shape, tuple(s // a.itemsize for s in a.strides))
+      return _rebuild_tensor_v2, (self.storage, offset, size, stride, False, collections.OrderedDict())
 
   storages = {}
   tree = collections.OrderedDict()
   for i, (k, v) in enumerate(tensors.items()):
     storages[str(i)] = np.ascontiguousarray(v, np.float32)
-    tree[k] = Tensor(Storage(str(i), storages[str(i)]))
+    tree[k] = Tensor(Storage(str(i), storages[str(i)]), (views or {}).get(k))
 
   class Pickler(__import__("pickle").Pickler):
     def persistent_id(self, obj):
@@ -282,3 +286,98 @@ def test_perceptual_loss_gradients_distances_and_grey_inputs(vgg19_params):
       float(losses.perceptual(jnp.repeat(grey_p, 3, -1), jnp.repeat(grey_t, 3, -1), **kw)), rel=1e-6)
   with pytest.raises(ValueError, match="unknown perceptual distance"):
     losses.perceptual(pred, target, distance="l1", **kw)
+
+
+def test_an_id_is_one_name_and_only_a_folder_lle_converted_is_replaced(tmp_path, monkeypatch, capsys, vgg19_params):
+  source = _write("h5", tmp_path, vgg19_params, 19, monkeypatch)
+  root = tmp_path / "weights"
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  (photos / "a.jpg").write_bytes(b"a photo")
+  (root / "mine").mkdir(parents=True)
+  (root / "mine" / "notes.txt").write_text("not weights")
+  convert = lambda name: weights.main(["vgg19", "--from", source, "--weights_dir", str(root), "--id", name])  # noqa: E731
+  for bad in (str(photos), ".", "..", "a/b", "../photos"):
+    assert convert(bad) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: --id {bad!r} is not an id"), err
+  assert (photos / "a.jpg").read_bytes() == b"a photo" and sorted(os.listdir(root)) == ["mine"]
+  assert convert("mine") == 1  # a folder without lle's meta.json: never replaced
+  assert "is not a folder that lle converted" in capsys.readouterr().err
+  assert (root / "mine" / "notes.txt").read_text() == "not weights"
+
+  assert convert("ours") == 0
+  meta = (root / "ours" / "meta.json").read_text()
+
+  def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(weights.np, "savez", disk_full)
+  assert convert("ours") == 1  # a conversion that fails leaves the converted folder as it was
+  assert "No space left on device" in capsys.readouterr().err
+  assert (root / "ours" / "meta.json").read_text() == meta
+  weights.load("ours", root=str(root))  # still complete: its checksum holds
+  monkeypatch.undo()
+  assert convert("ours") == 0  # replaced: written beside it, then renamed into place
+  assert sorted(os.listdir(root)) == ["mine", "ours"]  # no temporary folder left behind
+
+
+_READ_CRAFTED = """
+import sys
+from lle import weights
+for path in sys.argv[1:]:
+  try:
+    weights.read_pth(path)
+    print("READ", path)
+  except weights.WeightsError as e:
+    print("REFUSED", e)
+"""
+
+
+def test_a_pth_whose_views_leave_their_storage_is_refused_naming_the_tensor(tmp_path, monkeypatch):
+  """A crafted file of allowed globals only: a 1-element storage viewed as 64x3x3x3 with huge strides
+  made numpy read far outside it (a crash), smaller strides would have copied nearby memory into the
+  weights. Read in child processes, so that a crash fails the test instead of killing pytest."""
+  one = {"features.0.weight": np.ones(1, np.float32)}
+  cases = {"huge": (0, (64, 3, 3, 3), (2**40, 2**40, 2**40, 2**40)), "past_end": (0, (4,), (1,)),
+           "offset": (3, (1,), (1,)), "negative": (0, (2,), (-1,)), "fits": (0, (3,), (0,))}
+  for name, view in cases.items():
+    _write_pth(tmp_path / f"{name}.pth", one, monkeypatch, views={"features.0.weight": view})
+  # A storage whose bytes are fewer than its element count says.
+  with zipfile.ZipFile(tmp_path / "fits.pth") as z:
+    files = {n: z.read(n) for n in z.namelist()}
+  with zipfile.ZipFile(tmp_path / "short.pth", "w") as z:
+    for n, data in files.items():
+      z.writestr(n, data[:2] if n.endswith("data/0") else data)
+  paths = [str(tmp_path / f"{n}.pth") for n in (*cases, "short")]
+  out = subprocess.run([sys.executable, "-c", _READ_CRAFTED, *paths], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+  lines = dict(zip((*cases, "short"), out.stdout.splitlines()))
+  assert lines["huge"] == (f"REFUSED {paths[0]}: tensor 'features.0.weight' (size (64, 3, 3, 3), stride "
+                           f"({2**40}, {2**40}, {2**40}, {2**40}), offset 0) reaches element {(63 + 2 + 2 + 2) * 2**40} "
+                           "of a storage of 1 float32 elements (a damaged or crafted file)")
+  assert "reaches element 3 of a storage of 1" in lines["past_end"]
+  assert "reaches element 3 of a storage of 1" in lines["offset"]
+  assert "negative offset, size or stride" in lines["negative"] and "'features.0.weight'" in lines["negative"]
+  assert lines["fits"] == f"READ {paths[4]}"  # a stride of 0 repeats the one element: inside the storage
+  assert "storage '0' holds 2 bytes; 1 float32 elements need 4" in lines["short"]
+  cli = subprocess.run([sys.executable, "-m", "lle.weights", "vgg19", "--from", paths[0], "--weights_dir",
+                        str(tmp_path / "w")], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert cli.returncode == 1 and cli.stderr.count("\n") == 1, (cli.returncode, cli.stderr[-2000:])
+  assert cli.stderr.startswith(f"error: {paths[0]}: tensor 'features.0.weight'") and not os.path.exists(tmp_path / "w")
+
+
+def test_foreign_and_damaged_weight_files_are_one_line_errors(tmp_path, capsys):
+  (tmp_path / "text.pth").write_text("not a torch file\n" * 5)
+  with zipfile.ZipFile(tmp_path / "other.pth", "w") as z:
+    z.writestr("archive/readme.txt", "no data.pkl")
+  (tmp_path / "text.h5").write_bytes(b"\x89HDF not really" * 10)
+  (tmp_path / "text.mat").write_bytes(b"MATLAB? no" * 20)
+  expected = {"text.pth": "not a readable torchvision VGG weights file (UnpicklingError",
+              "other.pth": "a zip archive without the data.pkl of a torch.save file",
+              "text.h5": "not a readable keras VGG weights file (OSError", "text.mat": "not a readable matconvnet"}
+  for name, message in expected.items():
+    assert weights.main(["vgg19", "--from", str(tmp_path / name), "--weights_dir", str(tmp_path / "w")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path / name}: {message}"), err
