@@ -25,6 +25,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from lle import cli
 from lle.data import errors
 
 DATASETS = ("lol", "mit_fivek", "hdr", "lowlight_nr", "dped", "s7")
@@ -79,6 +80,13 @@ def build(name: str, manual_dir, *, data_dir=None, skip_bad: bool = False, allow
   builder = tfds.builder(dataset, data_dir=data_dir, skip_bad=skip_bad, allow_subset=allow_subset, **kwargs)
   if not os.listdir(manual_dir):
     raise errors.LayoutError(f"--manual_dir {manual_dir} is empty.\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+  # A copy built with --skip_bad or --allow_subset that left something out is rebuilt by a build that
+  # does not allow what it left out: it is not the data set asked for.
+  partial = errors.partial_build(builder.info) if builder.is_prepared() else {}
+  builder.rebuilt_partial = bool((partial.get("skipped") and not skip_bad) or (partial.get("subset") and not allow_subset))
+  if builder.rebuilt_partial:
+    print(f"rebuilding {name}: the built copy is partial ({errors.describe_partial(partial)})", flush=True)
+  overwrite = overwrite or builder.rebuilt_partial
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
   builder.already_built = builder.is_prepared() and not overwrite
@@ -95,6 +103,9 @@ def summary(builder) -> str:
     lines.append("already built: nothing done (--overwrite rebuilds it)")
   else:
     lines.append(builder.bad_files.summary())
+  partial = errors.partial_build(info)
+  if partial.get("skipped") or partial.get("subset"):
+    lines.append(f"partial: {errors.describe_partial(partial)}")
   return "\n".join(lines)
 
 
@@ -119,15 +130,12 @@ def _parser():
   return p
 
 
+@cli.reports_errors(also=(ImportError, RuntimeError))  # a reader that is not installed (rawpy), TFDS's own
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
-  try:
-    builder = build(args.name, args.manual_dir, data_dir=args.data_dir, skip_bad=args.skip_bad,
-                    allow_subset=args.allow_subset, overwrite=args.overwrite, split_file=args.split_file,
-                    hdr_overrides={k: getattr(args, k) for k in _HDR_FIELDS})
-  except (errors.LayoutError, errors.BadFileError, ImportError, ValueError, RuntimeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  builder = build(args.name, args.manual_dir, data_dir=args.data_dir, skip_bad=args.skip_bad,
+                  allow_subset=args.allow_subset, overwrite=args.overwrite, split_file=args.split_file,
+                  hdr_overrides={k: getattr(args, k) for k in _HDR_FIELDS})
   print(summary(builder))
   return 0
 

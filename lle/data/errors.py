@@ -158,19 +158,59 @@ def check_count(found: int, expected: int, what: str, allow_subset: bool) -> Non
         f"on purpose, with --allow_subset (builder argument allow_subset=True).")
 
 
+def partial_build(info) -> dict:
+  """What a built data set lacks, as its dataset info records it (`metadata.json`, key "partial"):
+  {"skipped": [bad files skipped by --skip_bad], "subset": ["<what>: <found> of <expected>"]}; {} for a
+  complete build (or one made before lle recorded this)."""
+  metadata = getattr(info, "metadata", None)
+  try:
+    return dict(metadata["partial"]) if metadata is not None and "partial" in metadata.keys() else {}
+  except (KeyError, TypeError, ValueError, OSError):
+    return {}
+
+
+def describe_partial(partial: dict) -> str:
+  parts = []
+  if partial.get("skipped"):
+    parts.append(f"built with --skip_bad, {len(partial['skipped'])} bad example(s) left out")
+  if partial.get("subset"):
+    parts.append(f"built with --allow_subset from a partial download ({'; '.join(partial['subset'])})")
+  return "; ".join(parts)
+
+
 class StrictBuilderMixin:
   """Builder arguments shared by the builders of user-supplied data:
 
   skip_bad: skip (and count) bad examples instead of stopping at the first one.
   allow_subset: build from a partial download (fewer images than the data set has).
   file_format: `array_record` by default (random access, no TensorFlow).
+
+  A build that skipped examples or used a subset says so in its dataset info (`partial_build`).
   """
 
   def __init__(self, *, skip_bad: bool = False, allow_subset: bool = False, file_format="array_record",
                **kwargs):
     self.bad_files = BadFiles(skip=skip_bad)
     self.allow_subset = allow_subset
+    self.subsets = []  # "<what>: <found> of <expected>" of each short count allowed by allow_subset
     super().__init__(file_format=file_format, **kwargs)
+
+  def check_count(self, found: int, expected: int, what: str) -> None:
+    """`check_count` with this builder's allow_subset, recording a subset it allows."""
+    check_count(found, expected, what, self.allow_subset)
+    if found < expected:
+      self.subsets.append(f"{what}: {found} of {expected}")
+
+  def dataset_info_from_configs(self, **kwargs):
+    import tensorflow_datasets as tfds
+    kwargs.setdefault("metadata", tfds.core.MetadataDict())
+    return super().dataset_info_from_configs(**kwargs)
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager=dl_manager, download_config=download_config)
+    # Written with the dataset info, after every split.
+    self.info.metadata["partial"] = {"skipped": [", ".join(e.paths) for _, e in self.bad_files.skipped],
+                                     "subset": list(self.subsets)}
 
   def _pairs_checked(self, split, pairs):
     """Yields the (key, paths) of `pairs` (key -> tuple of paths or a BadFileError) that are usable."""

@@ -49,11 +49,15 @@ def load_source(data_config, split: str):
   """Returns (random-access source, tfds DatasetInfo); builds self-contained data sets on first use."""
   _register_builders()
   builder = tfds.builder(data_config.name, data_dir=data_dir(data_config), file_format="array_record")
-  if not builder.is_prepared():
+  from lle import cli
+  with cli.quiet_library_logs():  # TFDS warns that a data set it does not find has no dataset_info.json
+    prepared = builder.is_prepared()
+  if not prepared:
     if builder.name not in _SELF_CONTAINED:
+      where = f" --data_dir={data_dir(data_config)}" if data_dir(data_config) else ""
       raise FileNotFoundError(
           f"data set {data_config.name!r} is not built in {builder.data_dir_root}; build it from your "
-          f"downloaded copy with `python -m lle.data.build {data_config.name} --manual_dir=DIR`.")
+          f"downloaded copy with `./launch.sh python -m lle.data.build {data_config.name} --manual_dir=DIR{where}`")
     if jax.process_index() == 0:
       _prepare_once(builder)
     if jax.process_count() > 1:
@@ -449,5 +453,9 @@ def eval_examples(config) -> list[dict]:
 
 
 def dataset_version(config) -> dict:
+  """Which data set a run used; "partial" says what a build made with --skip_bad / --allow_subset left out."""
+  from lle.data import errors
   _, info = load_source(config.data, config.data.eval_split)
-  return {"name": info.name, "config": info.config_name, "version": str(info.version)}
+  partial = errors.partial_build(info)
+  return {"name": info.name, "config": info.config_name, "version": str(info.version),
+          **({"partial": errors.describe_partial(partial)} if partial.get("skipped") or partial.get("subset") else {})}

@@ -26,6 +26,33 @@ def test_main_builds_and_prints_summary(tmp_path, capsys):
   assert "train: 2 examples" in capsys.readouterr().out
 
 
+def test_a_partial_build_says_so_and_is_not_already_built_for_a_stricter_build(tmp_path, capsys):
+  fixtures.lol_v1(tmp_path / "manual")
+  bad = tmp_path / "manual" / "LOLdataset" / "our485" / "low" / "2.png"
+  fixtures.truncate(bad)
+  args = ["lol/v1", f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={tmp_path / 'tfds'}", "--allow_subset"]
+  assert build.main(args + ["--skip_bad"]) == 0
+  out = capsys.readouterr().out
+  assert "train: 2 examples" in out
+  partial = ("partial: built with --skip_bad, 1 bad example(s) left out; built with --allow_subset from a partial "
+             "download (LOL v1 train pairs: 3 of 485; LOL v1 test pairs: 2 of 15)")
+  assert partial in out
+  import ml_collections
+
+  from lle.data import pipeline
+  data = ml_collections.ConfigDict({"name": "lol/v1", "data_dir": str(tmp_path / "tfds"), "eval_split": "test"})
+  version = pipeline.dataset_version(ml_collections.ConfigDict({"data": data}))  # results.json says it too
+  assert version["partial"] == partial[len("partial: "):]
+  # The same partial build again: already built. Without --skip_bad: the copy lacks what it asks for.
+  assert build.main(args + ["--skip_bad"]) == 0 and "already built" in capsys.readouterr().out
+  fixtures.write(bad, fixtures.image(2))
+  assert build.main(args) == 0
+  out = capsys.readouterr().out
+  assert "already built" not in out and "rebuilding lol/v1: the built copy is partial (built with --skip_bad" in out
+  assert "train: 3 examples" in out and ("partial: built with --allow_subset from a partial download (LOL v1 train "
+                                         "pairs: 3 of 485; LOL v1 test pairs: 2 of 15)") in out.splitlines()
+
+
 @pytest.mark.parametrize("args,message", [
     (["lol/v1", "--manual_dir=/nonexistent/lol"], "is not a folder"),
     (["coco", "--manual_dir=."], "unknown data set 'coco'"),

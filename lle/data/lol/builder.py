@@ -141,8 +141,7 @@ The root folder's name does not matter: it is searched for up to two levels belo
       pairs = list_pairs(errors.subpath(root, low), errors.subpath(root, high), config.prefixes)
       if not pairs:
         raise errors.LayoutError(f"no images in {errors.subpath(root, low)}; expected layout:\n{config.layout}")
-      errors.check_count(len(pairs), config.expected[split], f"LOL {config.name} {split} pairs",
-                         self.allow_subset)
+      self.check_count(len(pairs), config.expected[split], f"LOL {config.name} {split} pairs")
       splits[split] = self._generate_examples(split, pairs)
     return splits
 

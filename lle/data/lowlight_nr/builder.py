@@ -89,7 +89,7 @@ class LowlightNr(errors.StrictBuilderMixin, tfds.core.GeneratorBasedBuilder):
       raise errors.LayoutError(
           f"no {', '.join(EXTENSIONS)} images in {directory} (nor in a sub-folder {config.folder}/).\n"
           f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    errors.check_count(len(files), config.expected, f"{config.folder} images", self.allow_subset)
+    self.check_count(len(files), config.expected, f"{config.folder} images")
     return {"test": self._generate_examples(files)}
 
   def _generate_examples(self, files):

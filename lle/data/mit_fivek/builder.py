@@ -200,7 +200,7 @@ ExpertC or expert_c.
           pairs.append((image, errors.BadFileError(tgts, f"no partner in {input_dir}")))
         else:
           pairs.append((image, (ins[0], tgts[0])))
-      errors.check_count(len(pairs), len(ids), f"FiveK images of split {split!r}", self.allow_subset)
+      self.check_count(len(pairs), len(ids), f"FiveK images of split {split!r}")
       if not pairs:
         raise errors.LayoutError(f"no FiveK images of split {split!r} in {input_dir}")
       out[split] = self._generate_examples(split, pairs)
