@@ -25,7 +25,6 @@ on smaller crops scores tiles of that size), and prints, per scaling:
 The HDR data: the demo photos' synthetic HDR scenes (lle/data/demo) written as Radiance .hdr files and
 packaged by the `hdr` builder exactly as a real HDR folder is (512x512, peak 1000 cd/m^2, Reinhard LDR).
 """
-import json
 import os
 
 from absl import app, flags
@@ -101,7 +100,6 @@ def main(argv):
     return
   import jax
   import jax.numpy as jnp
-  import ml_collections
   import numpy as np
 
   from lle import baselines, config_lib, methods, train
@@ -134,12 +132,7 @@ def main(argv):
   systems.append(("inverse Reinhard", inv, init_state["disc"], size))
   systems.append(("G, D at init (paper widths)", itmn.predict(init_state, ldr), init_state["disc"], size))
   for run in FLAGS.runs:
-    config = ml_collections.ConfigDict(json.loads(open(os.path.join(run, "config.json")).read()))
-    method = methods.get(config)
-    _, abstract = train.init_state(method, config, train.make_mesh(jax.devices()[:1]))
-    manager = train.checkpoint_manager(run, config)
-    state, step = train.restore(manager, abstract)
-    manager.close()
+    config, _, state, step = train.load_checkpoint(None, run, mesh=train.make_mesh(jax.devices()[:1]))
     label = f"{os.path.basename(run.rstrip('/'))} step {step} (alpha {config.loss.alpha:g})"
     systems.append((label, itmn.predict(state, ldr), state.get("disc"), config.data.crop_size))
 

@@ -219,10 +219,73 @@ def resolve_config_args(argv: list[str]) -> list[str]:
 def load(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:variant,...]` the way `--config=` does (unlocked)."""
   import importlib.util
-  path, _, arg = spec.partition(":")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"config file {path!r} does not exist")
+  path, _, arg = resolve(spec).partition(":")
   module_spec = importlib.util.spec_from_file_location("_lle_config_" + os.path.basename(path)[:-3], path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)
+
+
+def _get(config, key: str):
+  for part in key.split("."):
+    if not hasattr(config, "get") or part not in config:
+      return _ABSENT
+    config = config[part]
+  return config
+
+
+_ABSENT = object()
+# Counts and sizes (where a config has them): each must be a positive integer, or None where the field is a
+# placeholder whose None means "not set" (eval.batch_size, eval.tile_size, data.eval_limit).
+POSITIVE = ("batch_size", "eval_every_steps", "checkpoint_every_steps", "log_every_steps", "keep_checkpoints",
+            "data.crop_size", "data.read_threads", "data.eval_limit", "data.input_scale", "data.patches_per_image",
+            "eval.batch_size", "eval.tile_size")
+NON_NEGATIVE = ("num_train_steps", "data.prefetch", "data.cache_mb", "eval.num_images_to_save")
+
+
+def check(config, *, training: bool) -> None:
+  """Stops with `lle.cli.UsageError` naming a count or size that cannot work, before anything is written:
+  `batch_size=0` would divide by zero, `log_every_steps=0` too, `num_train_steps=0` would train nothing."""
+  from lle import cli
+  for keys, least in ((POSITIVE, 1), (NON_NEGATIVE, 0)):
+    for key in keys:
+      value = _get(config, key)
+      if value is _ABSENT or value is None:
+        continue
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+        raise cli.UsageError(f"config.{key}={value!r}: must be {'positive' if least else 'zero or more'}")
+  workers = _get(config, "data.worker_count")
+  if workers is not _ABSENT and (not isinstance(workers, int) or workers < -1):
+    raise cli.UsageError(f"config.data.worker_count={workers!r}: must be -1 (chosen by machine), 0 or more")
+  if training and config.num_train_steps == 0:
+    raise cli.UsageError("config.num_train_steps=0: nothing to train (set --config.num_train_steps=N; an "
+                         "evaluation-only config is for ./launch.sh eval)")
+
+
+def _as_tuples(value):
+  """JSON arrays back to the tuples that configs hold."""
+  return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
+  for key, value in values.items():
+    if isinstance(value, dict):
+      if not isinstance(config.get(key), ml_collections.ConfigDict):
+        config[key] = ml_collections.ConfigDict()
+      _merge(config[key], value)
+      continue
+    try:
+      config[key] = _as_tuples(value)
+    except TypeError:  # a field whose type the saved value does not have (None in an int field, ...)
+      with config.ignore_type():
+        config[key] = _as_tuples(value)
+
+
+def from_json(saved: dict) -> ml_collections.ConfigDict:
+  """The config a run saved (its config.json) as a ConfigDict: every saved value, sequences as tuples,
+  over the defaults of the method's config file, so that a field added to lle since the run was trained
+  reads as its default."""
+  path = os.path.join(REPO_ROOT, "configs", f"{saved.get('method')}.py")
+  config = load(path) if os.path.exists(path) else ml_collections.ConfigDict()
+  _merge(config, saved)
+  return config

@@ -1,8 +1,12 @@
 """Runs a trained model on your own photos: any size, in bounded memory.
 
-  python -m lle.enhance --config=configs/gladnet.py:demo --workdir=runs/gladnet \
-      --input=photos/ --output=enhanced/ [--checkpoint_step=N] [--tile=512] [--batch=N]
+  python -m lle.enhance --workdir=runs/gladnet --input=photos/ --output=enhanced/ \
+      [--checkpoint_step=N] [--tile=512] [--batch=N] [--config=configs/gladnet.py:demo]
   ./launch.sh enhance ...   (the same)
+
+The run's own config.json says which model it is; `--config` is needed only for a folder without one,
+and one that differs from it in a field that changes the model is refused, naming the field. Nothing in
+the run folder is created or renamed.
 
 Inputs: one file or a folder (not recursive) of 8/16-bit PNG, TIFF or JPEG, gray or colour (EXIF
 orientation applied, alpha dropped). Each output keeps its input's name with a new suffix:
@@ -14,16 +18,19 @@ so the output has the photo's size; `--super_resolve` feeds the photo itself and
 
 Large images run window by window (`lle.tiling`, `--tile` pixels per window core, `--batch` windows per
 call, spread over all devices) with the same result as one pass. Outputs are written to a temporary
-file and renamed, so a stopped run leaves no half-written image. A file that cannot be read is
-reported by name and skipped; the others are processed, and the exit status is 1 if any was skipped.
+file and renamed, so a stopped run leaves no half-written image; an output never replaces an input
+photo (--output is then refused before the model loads). A file that cannot be read (or a link to a
+missing file) is reported by name and skipped; the others are processed, and the exit status is 1 if
+any was skipped. Sub-folders of --input are not read, and counted.
 """
-import json
 import os
 import sys
 import tempfile
 
 import numpy as np
 from absl import app, flags, logging
+
+from lle import cli
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 FLAGS = flags.FLAGS
@@ -47,6 +54,8 @@ class UnreadableImage(ValueError):
 def read_photo(path) -> np.ndarray:
   """RGB [H, W, 3] uint8 or uint16 as stored, EXIF orientation applied; `UnreadableImage` naming the file."""
   import cv2
+  if os.path.islink(path) and not os.path.exists(path):
+    raise UnreadableImage(f"{path}: a link to {os.readlink(path)}, which does not exist")
   try:
     data = np.fromfile(path, np.uint8)
   except OSError as e:
@@ -62,18 +71,30 @@ def read_photo(path) -> np.ndarray:
   return np.ascontiguousarray(image[..., ::-1])
 
 
+def _is_photo_entry(folder, name) -> bool:
+  """A file with an image suffix, or a link with one whose target is missing (reported when read)."""
+  path = os.path.join(folder, name)
+  return (name.lower().endswith(SUFFIXES) and not name.startswith(".")
+          and (os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))))
+
+
 def list_inputs(path) -> list[str]:
   """The image files named by --input, sorted; an error names a missing path or an empty folder."""
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f"--input {path} is neither a file nor a folder")
-  files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                 if f.lower().endswith(SUFFIXES) and not f.startswith(".")
-                 and os.path.isfile(os.path.join(path, f)))
+  files = sorted(os.path.join(path, f) for f in os.listdir(path) if _is_photo_entry(path, f))
   if not files:
     raise FileNotFoundError(f"--input {path} holds no {', '.join(SUFFIXES)} files")
   return files
+
+
+def subfolders(path) -> list[str]:
+  """The sub-folders of an --input folder: not read (the folder is not read recursively), but counted."""
+  if not os.path.isdir(path):
+    return []
+  return sorted(f for f in os.listdir(path) if os.path.isdir(os.path.join(path, f)) and not f.startswith("."))
 
 
 def output_names(files, hdr: bool) -> dict[str, list[str]]:
@@ -87,6 +108,27 @@ def output_names(files, hdr: bool) -> dict[str, list[str]]:
       raise ValueError(f"{by_stem[stem]} and {f} would both be written as {stem}{suffixes[-1]}; rename one")
     by_stem[stem] = f
   return {f: [stem + s for s in suffixes] for stem, f in by_stem.items()}
+
+
+def check_outputs(files, names: dict[str, list[str]], input_path, output_dir) -> None:
+  """Stops before anything is written when an output would be written over an input photo: --output is
+  the --input folder, or an output's path is one of the input files (the same name, or a link to it)."""
+  if os.path.isdir(input_path) and os.path.isdir(output_dir) and os.path.samefile(input_path, output_dir):
+    raise ValueError(f"--output {output_dir} is the --input folder: the enhanced photos would be written over "
+                     "(or beside) the photos they come from; choose another --output folder")
+  inputs = {}
+  for f in files:
+    if os.path.exists(f):
+      st = os.stat(f)
+      inputs[(st.st_dev, st.st_ino)] = f
+  for f in files:
+    for name in names[f]:
+      target = os.path.join(output_dir, name)
+      if os.path.exists(target):
+        st = os.stat(target)
+        if (st.st_dev, st.st_ino) in inputs:
+          raise ValueError(f"--output {output_dir}: {name} would be written over the input photo "
+                           f"{inputs[(st.st_dev, st.st_ino)]}; choose another --output folder")
 
 
 def write_atomic(path: str, image: np.ndarray) -> None:
@@ -110,27 +152,10 @@ def write_atomic(path: str, image: np.ndarray) -> None:
 
 
 def load_state(config, workdir, step=None, *, mesh=None):
-  """The trained state of `workdir` (latest checkpoint, or `step`), replicated over `mesh`."""
-  from etils import epath
-
-  from lle import methods, train
-  mesh = mesh or train.make_mesh()
-  saved = epath.Path(workdir) / "config.json"
-  if saved.exists():
-    method = json.loads(saved.read_text()).get("method")
-    if method != config.method:
-      raise ValueError(f"{workdir} holds a {method!r} run, but --config is for {config.method!r}")
-  method = methods.get(config)
-  _, abstract = train.init_state(method, config, mesh)
-  manager = train.checkpoint_manager(workdir, config)
-  try:
-    state, step = train.restore(manager, abstract, step)
-  finally:
-    manager.close()
-  if state is None:
-    raise FileNotFoundError(
-        f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}: train one first, e.g. "
-        f"`./launch.sh train --config=configs/{config.method}.py:demo --workdir={workdir}`")
+  """(method, state, step) of the run in `workdir` (latest checkpoint, or `step`), replicated over `mesh`,
+  read only. `config` must agree with the run's own (see `lle.train.run_config`); None uses it."""
+  from lle import train
+  _, method, state, step = train.load_checkpoint(config, workdir, step, mesh=mesh)
   return method, state, step
 
 
@@ -199,29 +224,31 @@ def enhance_files(enhancer: Enhancer, files, output_dir) -> tuple[list[str], lis
   return written, skipped
 
 
+@cli.reports_errors
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for name in ("config", "workdir", "input", "output"):
+  for name in ("workdir", "input", "output"):
     if getattr(FLAGS, name) is None:
       raise app.UsageError(f"--{name} is required")
   if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)
-  config = FLAGS.config
   from lle import train
+  # Everything the command line can get wrong is checked before the model is loaded.
+  config = train.run_config(FLAGS.workdir, FLAGS.config)
+  files = list_inputs(FLAGS.input)
+  cli.check_output_folder(FLAGS.output, "--output")
+  names = output_names(files, config.data.target_encoding == "pq")  # two inputs with one output name
+  check_outputs(files, names, FLAGS.input, FLAGS.output)
   train.setup_compilation_cache()  # a folder of photos of one size compiles once across invocations
-  try:
-    files = list_inputs(FLAGS.input)
-    method, state, step = load_state(config, FLAGS.workdir, FLAGS.checkpoint_step)
-    enhancer = Enhancer(config, method, state, tile=FLAGS.tile, batch=FLAGS.batch,
-                        super_resolve=FLAGS.super_resolve)
-    output_names(files, enhancer.hdr)  # name clashes stop the run before anything is written
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  print(f"{config.method} step {step}: {len(files)} image(s) -> {FLAGS.output}")
+  method, state, step = load_state(config, FLAGS.workdir, FLAGS.checkpoint_step)
+  enhancer = Enhancer(config, method, state, tile=FLAGS.tile, batch=FLAGS.batch, super_resolve=FLAGS.super_resolve)
+  folders = subfolders(FLAGS.input)
+  print(f"{config.method} step {step}: {len(files)} image(s) -> {FLAGS.output}"
+        + (f" ({len(folders)} sub-folder(s) of --input not read: {', '.join(folders[:5])})" if folders else ""))
   written, skipped = enhance_files(enhancer, files, FLAGS.output)
-  print(f"wrote {len(written)} file(s); skipped {len(skipped)}")
+  print(f"wrote {len(written)} file(s); skipped {len(skipped)}"
+        + (f"; {len(folders)} sub-folder(s) not read" if folders else ""))
   for message in skipped:
     print(f"  skipped {message}", file=sys.stderr)
   if skipped:

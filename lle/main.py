@@ -21,7 +21,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lle import config_lib, logger
+from lle import cli, config_lib, logger
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/itmn.py:demo.",
@@ -91,10 +91,11 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+@cli.reports_errors
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if FLAGS.config is None:
+  if FLAGS.config is None and FLAGS.mode != "eval":  # eval reads the run's own config.json
     raise app.UsageError("--config is required, e.g. --config=configs/itmn.py:demo")
   if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)  # keeps Orbax's per-save INFO lines out of the progress bar

@@ -52,6 +52,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from lle import cli
+
 _FULL = {"scale": "full"}
 
 TABLES = {
@@ -418,9 +420,11 @@ flags.DEFINE_string("reference", os.path.join(os.path.dirname(os.path.dirname(os
                     "JSON {table: {column: {metric: value}}} of published values ('' for none).")
 
 
+@cli.reports_errors
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m lle.report RUNS_DIR --out=OUT")
+  cli.check_output_folder(FLAGS.out, "--out")
   runs = load_runs(argv[1])
   if not runs:
     print(f"error: no results.json under {argv[1]}", file=sys.stderr)
@@ -434,6 +438,9 @@ def main(argv):
     with open(FLAGS.reference) as f:
       reference = json.load(f)
   names = FLAGS.tables or [n for n, s in specs.items() if any(matches(r["config"], s.get("where", {})) for r in runs)]
+  if not names:
+    raise ValueError(f"no table's runs are among the {len(runs)} run(s) under {argv[1]}; name tables with "
+                     f"--tables (known: {', '.join(sorted(specs))})")
   for name in names:
     if name not in specs:
       raise app.UsageError(f"unknown table {name!r}; known: {sorted(specs)}")

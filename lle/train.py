@@ -16,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
+from lle import cli, config_lib
 from lle import evaluate as evaluation
 from lle import methods, preemption
 from lle.data import pipeline
@@ -116,9 +117,15 @@ def data_parallel_devices(batch_size: int, devices=None) -> list:
   return chosen
 
 
-def checkpoint_manager(workdir, config) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
-  return ocp.CheckpointManager(epath.Path(workdir).absolute() / "checkpoints", options=options)
+def checkpoint_manager(workdir, config, *, read_only=False) -> ocp.CheckpointManager:
+  """The run's Orbax checkpoints; `read_only` (eval, enhance) creates, renames and deletes nothing."""
+  directory = epath.Path(workdir).absolute() / "checkpoints"
+  if read_only:
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, max_to_keep=None, save_interval_steps=0)
+  else:
+    options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
+  with cli.quiet_library_logs():
+    return ocp.CheckpointManager(directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
 def init_state(method, config, mesh):
@@ -131,30 +138,67 @@ def init_state(method, config, mesh):
   return init(rng), abstract
 
 
-def restore(manager, abstract_state, step=None):
+class UnreadableCheckpointsError(OSError):
+  """Every checkpoint of a run failed to read."""
+
+
+class ConfigMismatchError(cli.UsageError):
+  """A config whose networks do not fit a run's checkpoints, or that differs from the run's own."""
+
+
+def _check_shapes(manager, step, abstract_state):
+  """`ConfigMismatchError` naming the first array whose stored shape differs from what the config builds
+  (a model of another size is a config mismatch, not an unreadable checkpoint). Checkpoints whose
+  metadata cannot be read are left to `manager.restore` to fail."""
+  try:
+    with cli.quiet_library_logs():
+      stored = ocp.tree.to_flat_dict(manager.item_metadata(step), sep="/")
+  except Exception:  # a damaged checkpoint: its restore reports it
+    return
+  wanted = ocp.tree.to_flat_dict(abstract_state, sep="/")
+  for name in sorted(set(stored) | set(wanted), key=lambda n: ("/params/" not in n, n)):  # parameters first
+    have = tuple(stored[name].shape) if name in stored else "absent"
+    want = tuple(wanted[name].shape) if name in wanted else "absent"
+    if have != want:
+      raise ConfigMismatchError(
+          f"the config does not fit checkpoint {manager.directory / str(step)}: {name} is {have} there, "
+          f"{want} in this config; the checkpoint was made with another config (eval and enhance use the "
+          "run's config.json when --config is left out)")
+
+
+def restore(manager, abstract_state, step=None, *, set_aside=True):
   """The checkpoint of `step`, else the latest readable one: an unreadable checkpoint (truncated files, a
-  step folder that lost files) is skipped with a warning naming it, and renamed `<step>.unreadable` once
-  an older one has restored, which shows that the fault is the file's and not the config's."""
+  step folder that lost files) is skipped with a warning naming it. With `set_aside` (training, which
+  saves over those steps again) it is renamed `<step>.unreadable` once an older one has restored, which
+  shows that the fault is the file's and not the config's; read-only commands only skip it. A config
+  whose arrays differ in shape from the checkpoint's is a `ConfigMismatchError`, not an unreadable file."""
   if step is not None:
     if step not in manager.all_steps():
       raise FileNotFoundError(f"no checkpoint for step {step} in {manager.directory}; "
                               f"saved steps: {sorted(manager.all_steps())}")
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
+    _check_shapes(manager, step, abstract_state)
+    with cli.quiet_library_logs():
+      return manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
   unreadable = []
   for candidate in sorted(manager.all_steps(), reverse=True):
+    _check_shapes(manager, candidate, abstract_state)
     try:
-      state = manager.restore(candidate, args=ocp.args.StandardRestore(abstract_state))
+      with cli.quiet_library_logs():
+        state = manager.restore(candidate, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # Orbax/TensorStore raise many types for a damaged file
+      reason = (str(e).strip().splitlines() or [""])[0][:200]
       print(f"warning: checkpoint {manager.directory / str(candidate)} is unreadable "
-            f"({type(e).__name__}: {str(e)[:300]}); trying the one before", flush=True)
+            f"({type(e).__name__}: {reason}); trying the one before", flush=True)
       unreadable.append((candidate, e))
       continue
-    _set_aside(manager, [s for s, _ in unreadable])
+    if set_aside:
+      _set_aside(manager, [s for s, _ in unreadable])
     return state, candidate
   if unreadable:
     step, error = unreadable[0]
-    raise RuntimeError(f"no checkpoint in {manager.directory} can be restored (tried steps "
-                       f"{[s for s, _ in unreadable]}); the newest failed with: {error}") from error
+    reason = (str(error).strip().splitlines() or [""])[0][:300]
+    raise UnreadableCheckpointsError(f"no checkpoint in {manager.directory} can be restored (tried steps "
+                                     f"{[s for s, _ in unreadable]}); the newest failed with: {reason}") from error
   return None, None
 
 
@@ -162,7 +206,10 @@ def _set_aside(manager, steps):
   if steps and jax.process_index() == 0:
     for step in steps:
       folder = epath.Path(manager.directory) / str(step)
-      folder.rename(folder.with_name(f"{step}.unreadable"))
+      target, n = folder.with_name(f"{step}.unreadable"), 1
+      while target.exists():  # set aside before: this step was saved again and is unreadable again
+        target, n = folder.with_name(f"{step}.unreadable.{n}"), n + 1
+      folder.rename(target)
   if steps:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("lle_set_aside_unreadable_checkpoints")
@@ -248,7 +295,7 @@ def write_config(workdir, config, *, start_step=0, changes=()):
                                              "training_changes": list(changes), "config": config.to_dict()})
 
 
-class ConfigChangedError(ValueError):
+class ConfigChangedError(cli.UsageError):
   pass
 
 
@@ -266,6 +313,9 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   """
   if config.get("evaluation_only"):
     raise EvaluationOnlyError(f"this {config.method} config is for evaluation only: {config.evaluation_only}")
+  config_lib.check(config, training=True)  # before anything is written
+  cli.check_output_folder(workdir, "--workdir")
+  eval_set = pipeline.eval_set(config)  # a data set that is not built stops the run here
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   available = list(devices if devices is not None else jax.devices())
@@ -292,6 +342,8 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   restored, start_step = restore(manager, abstract_state)
   if restored is not None:
     state = restored
+    if jax.process_index() == 0:
+      print(f"resumed from step {start_step}", flush=True)
   start_step = start_step or 0
   write_config(workdir, config, start_step=start_step, changes=changes)
 
@@ -301,7 +353,6 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   evaluator = evaluation.Evaluator(method, config, mesh=mesh)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   batches = pipeline.train_iterator(config, start_step)
-  eval_set = pipeline.eval_set(config)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split,
              "num_images": len(eval_set)}
   logger = RunLogger(workdir, config, start_step=start_step)
@@ -375,24 +426,83 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   return results
 
 
+# Besides the run-only fields, an evaluation may score other data than the run trained on, and read it
+# otherwise; these data fields stay the run's: they define the model's own input and output.
+MODEL_DATA_FIELDS = ("data.target_encoding", "data.input_scale")
+
+
+def model_changes(previous: dict, current: dict) -> list[str]:
+  """`training_changes` less the data fields that an evaluation may change (not MODEL_DATA_FIELDS)."""
+  return [c for c in training_changes(previous, current)
+          if not c.startswith("data.") or c.split(":")[0] in MODEL_DATA_FIELDS]
+
+
+def run_config(workdir, config=None):
+  """The config of the trained run in `workdir`, for commands that use it (eval, enhance): its own
+  config.json, or `config` where the folder has none (then `config` is needed). A `config` given beside a
+  config.json is used only if it agrees with it in every field that changes the model; otherwise a
+  `ConfigMismatchError` names each field (`field: run's -> given`)."""
+  workdir = epath.Path(workdir)
+  if not workdir.is_dir():
+    hint = (f": train one first, e.g. `./launch.sh train --config=configs/{config.method}.py:demo "
+            f"--workdir={workdir}`" if config is not None else "")
+    raise FileNotFoundError(f"no run in {workdir} (no such folder){hint}")
+  saved_file = workdir / "config.json"
+  if not saved_file.exists():
+    if config is None:
+      raise cli.UsageError(f"{workdir} has no config.json: name the config its checkpoints were made with, "
+                           "--config=configs/<method>.py[:variant]")
+    return config
+  saved = json.loads(saved_file.read_text())
+  if config is None:
+    return config_lib.from_json(saved)
+  if saved.get("method") != config.method:
+    raise ConfigMismatchError(f"{workdir} holds a {saved.get('method')!r} run, but --config is for "
+                              f"{config.method!r}")
+  changes = model_changes(saved, _as_json(config))
+  if changes:
+    raise ConfigMismatchError(
+        f"--config differs from the config {saved_file} was trained with, in fields that change the model: "
+        f"{'; '.join(changes)}. Leave out --config to use the run's own config.")
+  return config
+
+
+def load_checkpoint(config, workdir, step=None, *, mesh=None):
+  """(config, method, state, step) of a trained run, read only: the run's own config (see `run_config`),
+  and the checkpoint of `step` or the latest readable one, replicated over `mesh`."""
+  config = run_config(workdir, config)
+  config_lib.check(config, training=False)
+  directory = epath.Path(workdir).absolute() / "checkpoints"
+  no_checkpoint = FileNotFoundError(f"no checkpoint in {directory}: train one first, e.g. `./launch.sh train "
+                                    f"--config=configs/{config.method}.py:demo --workdir={workdir}`")
+  if not directory.is_dir():
+    raise no_checkpoint
+  mesh = mesh or make_mesh()
+  method = methods.get(config)
+  _, abstract = init_state(method, config, mesh)
+  manager = checkpoint_manager(workdir, config, read_only=True)
+  try:
+    state, step = restore(manager, abstract, step, set_aside=False)
+  finally:
+    manager.close()
+  if state is None:
+    raise no_checkpoint
+  return config, method, state, step
+
+
 def evaluate_checkpoint(config, workdir, *, step=None, devices=None, results_dir=None) -> dict | None:
-  """Evaluates a saved checkpoint (the latest, or `step`) and rewrites results.json (in `results_dir`, or
+  """Evaluates a saved checkpoint (the latest, or `step`) of the run in `workdir` with the run's own
+  config (`config` where it has none; see `run_config`) and rewrites results.json (in `results_dir`, or
   the run folder: another folder keeps the run's own results when it is scored on other data)."""
   mesh = make_mesh(devices)
-  method = methods.get(config)
-  _, abstract_state = init_state(method, config, mesh)
-  manager = checkpoint_manager(workdir, config)
-  state, step = restore(manager, abstract_state, step)
-  manager.close()
-  if state is None:
-    raise FileNotFoundError(f"no checkpoint in {epath.Path(workdir) / 'checkpoints'}; train first")
+  config, method, state, step = load_checkpoint(config, workdir, step, mesh=mesh)
   eval_set = pipeline.eval_set(config)
   evaluator = evaluation.Evaluator(method, config, mesh=mesh)
   means, per_image, grids = evaluator(state, eval_set)
   no_reference = evaluator.no_reference(state)
   if jax.process_index() == 0:
     from lle import logger
-    logger.write_grids(workdir, step, grids)
+    logger.write_grids(results_dir or workdir, step, grids)  # beside the results they illustrate
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split, "num_images": len(eval_set)}
   return evaluation.write_results(workdir, config=config, step=step, means=means, per_image=per_image,
                                   dataset=dataset, num_devices=mesh.size, no_reference=no_reference,
@@ -400,8 +510,9 @@ def evaluate_checkpoint(config, workdir, *, step=None, devices=None, results_dir
 
 
 def summarize(config) -> list[dict]:
-  """Parameter count and FLOPs per image of each network, at the config's training crop size."""
-  method = methods.get(config)
+  """Parameter count and FLOPs per image of each network, at the config's training crop size (the
+  pretrained feature networks of losses are not counted, and their weights not read)."""
+  method = methods.get(methods.without_feature_losses(config))
   state = jax.jit(method.init)(jax.random.key(config.seed))
   rows = []
   for name, (params, apply, shape) in method.networks(state).items():

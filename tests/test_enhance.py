@@ -49,6 +49,96 @@ def test_load_state_restores_the_checkpoint_and_explains_a_missing_one(tmp_path)
     enhance.load_state(load_config("configs/neid.py:tiny"), tmp_path / "run")
 
 
+def _save_step(config, workdir, state, step):
+  manager = train.checkpoint_manager(workdir, config)
+  manager.save(step, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+
+
+def test_reading_a_run_creates_and_renames_nothing(tmp_path):
+  config, _, state = _run("configs/gladnet.py:tiny", tmp_path)  # checkpoint 7
+  run = tmp_path / "run"
+  with pytest.raises(FileNotFoundError, match="no run in .*typo"):  # a mistyped --workdir
+    enhance.load_state(config, tmp_path / "typo")
+  with pytest.raises(FileNotFoundError, match="no run in .*typo"):
+    train.evaluate_checkpoint(config, tmp_path / "typo")
+  assert not (tmp_path / "typo").exists()
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(FileNotFoundError, match="no checkpoint in .*empty.*train one first"):
+    enhance.load_state(config, tmp_path / "empty")
+  assert os.listdir(tmp_path / "empty") == []
+  _save_step(config, run, state, 9)
+  for f in (run / "checkpoints" / "9").rglob("*"):  # damaged: every file cut to a third
+    if f.is_file():
+      f.write_bytes(f.read_bytes()[:len(f.read_bytes()) // 3])
+  before = sorted(p.relative_to(run) for p in run.rglob("*"))
+  _, restored, step = enhance.load_state(config, run)  # falls back past step 9, without renaming it
+  assert step == 7 and sorted(p.relative_to(run) for p in run.rglob("*")) == before
+  for a, b in zip(jax.tree.leaves(state["net"].params), jax.tree.leaves(restored["net"].params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_the_runs_own_config_is_used_and_another_is_refused(tmp_path):
+  config, _, state = _run("configs/gladnet.py:tiny", tmp_path)
+  run = tmp_path / "run"
+  _, restored, step = enhance.load_state(None, run)  # no --config: the run's config.json
+  assert step == 7
+  np.testing.assert_array_equal(jax.tree.leaves(state["net"].params)[0], jax.tree.leaves(restored["net"].params)[0])
+  coarser = load_config("configs/gladnet.py:tiny")
+  coarser.model.global_size = 32  # the same weights, another model: outputs would be silently wrong
+  with pytest.raises(train.ConfigMismatchError, match=r"fields that change the model: model.global_size: 16 -> 32\. "
+                                                      r"Leave out --config"):
+    enhance.load_state(coarser, run)
+  with pytest.raises(train.ConfigMismatchError, match="model.global_size: 16 -> 32"):
+    train.evaluate_checkpoint(coarser, run)
+  other_data = load_config("configs/gladnet.py:tiny")
+  other_data.data.name = "lol/v1"  # scoring the model on other data is an evaluation's choice
+  assert train.run_config(run, other_data).data.name == "lol/v1"
+  # A folder without config.json (converted weights) needs --config; one of another size is named as a
+  # config mismatch, not as an unreadable checkpoint.
+  (run / "config.json").unlink()
+  with pytest.raises(ValueError, match="has no config.json: name the config"):
+    enhance.load_state(None, run)
+  wider = load_config("configs/gladnet.py:tiny")
+  wider.model.global_features = 8
+  with pytest.raises(train.ConfigMismatchError, match=r"the config does not fit checkpoint .*7: net/params/Conv_0/bias "
+                                                      r"is \(4,\) there, \(8,\) in this config"):
+    enhance.load_state(wider, run)
+
+
+def _enhance(*args):
+  return subprocess.run([sys.executable, "-m", "lle.enhance", *args], cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_command_line_refuses_before_loading_the_model(tmp_path):
+  """Each refusal is one `error:` line, and nothing is written: an output over an input photo, an
+  --output that is a file, a --config that differs from the run's."""
+  _run("configs/gladnet.py:tiny", tmp_path)
+  photos = tmp_path / "photos"
+  photo = _write(photos / "a.png", _photo(20, 24))
+  original = (photos / "a.png").read_bytes()
+  (tmp_path / "afile").write_text("x")
+  run = f"--workdir={tmp_path / 'run'}"
+  cases = {
+      (f"--input={photos}", f"--output={photos}"): f"error: --output {photos} is the --input folder",
+      (f"--input={photo}", f"--output={photos}"): f"error: --output {photos}: a.png would be written over the input "
+                                                  f"photo {photo}",
+      (f"--input={photos}", f"--output={tmp_path / 'afile'}"): f"error: --output {tmp_path / 'afile'} is a file",
+      (f"--input={photos}", f"--output={tmp_path / 'out'}", "--config=configs/gladnet.py:tiny",
+       "--config.model.global_size=32"): "error: --config differs from the config",
+  }
+  for args, message in cases.items():
+    out = _enhance(run, *args)
+    assert out.returncode in (1, 2) and out.stderr.count("\n") == 1, (args, out.returncode, out.stderr[-3000:])
+    assert out.stderr.startswith(message), (args, out.stderr)
+    if "global_size" in args[-1]:
+      assert out.returncode == 2 and "model.global_size: 16 -> 32" in out.stderr
+  assert (photos / "a.png").read_bytes() == original and os.listdir(photos) == ["a.png"]
+  assert not (tmp_path / "out").exists()
+
+
 def test_neid_output_has_the_photos_size_and_super_resolve_doubles_it(tmp_path):
   config = load_config("configs/neid.py:tiny")
   method, state = _random_state(config)
@@ -109,6 +199,18 @@ def test_photo_reading_orientation_depth_and_bad_files(tmp_path):
   (tmp_path / "cut.png").write_bytes(b"x")
   with pytest.raises(ValueError, match="cut.jpg and .*cut.png would both be written as cut.png"):
     enhance.output_names(enhance.list_inputs(str(tmp_path)), hdr=False)
+
+
+def test_broken_links_are_skipped_by_name_and_sub_folders_counted(tmp_path):
+  _write(tmp_path / "a.png", _photo(8, 8))
+  (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+  (tmp_path / "holiday").mkdir()
+  (tmp_path / "notes.txt").write_text("not a photo")
+  files = enhance.list_inputs(str(tmp_path))
+  assert [os.path.basename(f) for f in files] == ["a.png", "gone.png"]  # read, and skipped by name
+  with pytest.raises(enhance.UnreadableImage, match=r"gone.png: a link to .*nowhere.png, which does not exist"):
+    enhance.read_photo(files[1])
+  assert enhance.subfolders(str(tmp_path)) == ["holiday"]
 
 
 def test_command_line_end_to_end(tmp_path):

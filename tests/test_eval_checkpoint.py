@@ -1,5 +1,5 @@
 """`--mode=eval` with and without `--checkpoint_step`: a saved checkpoint scores what the run scored at
-that step (tiny iTMN)."""
+that step, with the run's own config (tiny iTMN)."""
 import json
 import subprocess
 import sys
@@ -22,7 +22,8 @@ def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
   during = _eval_records(tmp_path)
   assert sorted(during) == [2, 4] and during[2]["eval/model/psnr"] != during[4]["eval/model/psnr"]
 
-  args = [sys.executable, "-m", "lle.main", "--mode=eval", "--config=configs/itmn.py:tiny", f"--workdir={tmp_path}"]
+  # Without --config: the run's own config.json.
+  args = [sys.executable, "-m", "lle.main", "--mode=eval", f"--workdir={tmp_path}"]
   out = subprocess.run([*args, "--checkpoint_step=2"], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   results = json.loads((tmp_path / "results.json").read_text())

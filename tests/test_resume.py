@@ -89,6 +89,25 @@ def test_unreadable_latest_checkpoint_is_skipped_and_the_run_resumes_from_the_on
   _assert_bit_identical(_final_params(tmp_path / "run", _tiny()), _final_params(tmp_path / "straight", _tiny()))
 
 
+def test_a_step_unreadable_again_is_set_aside_under_a_fresh_name_and_said_in_two_lines(tmp_path, capfd):
+  """Step 4 was set aside once (`4.unreadable`), saved again, and is unreadable again: the run resumes
+  from step 2 instead of stopping on the name, and the user reads one warning and one resume line, without
+  Orbax's tracebacks."""
+  run = tmp_path / "run"
+  train.train_and_evaluate(_tiny(num_train_steps=4), run)  # checkpoints 2 and 4
+  (run / "checkpoints" / "4.unreadable").mkdir()
+  _remove_array_files(run / "checkpoints" / "4")
+  capfd.readouterr()
+  results = train.train_and_evaluate(_tiny(num_train_steps=6), run)
+  out, err = capfd.readouterr()
+  assert results["step"] == 6 and _saved(run, _tiny()) == [2, 4, 6]
+  assert sorted(p.name for p in (run / "checkpoints").glob("4.*")) == ["4.unreadable", "4.unreadable.1"]
+  warnings = [line for line in (out + err).splitlines() if "warning" in line.lower()]
+  assert len(warnings) == 1 and warnings[0].startswith(f"warning: checkpoint {run / 'checkpoints' / '4'} is unreadable")
+  assert "resumed from step 2" in out.splitlines()
+  assert "Traceback" not in out + err and "Event loop is closed" not in out + err
+
+
 def test_resume_with_a_training_change_stops_naming_the_fields(tmp_path):
   train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path)
   changed = _tiny(num_train_steps=4, batch_size=4)

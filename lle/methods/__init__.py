@@ -61,3 +61,18 @@ def get(config) -> Method:
   if config.method not in NAMES:
     raise ValueError(f"unknown config.method {config.method!r}; expected one of {NAMES}")
   return importlib.import_module(f"lle.methods.{config.method}").make(config)
+
+
+def without_feature_losses(config):
+  """A copy of `config` without the loss terms that read pretrained feature networks (a method's
+  FEATURE_LOSS_WEIGHTS set to 0): its trained networks, without their weights files."""
+  config = config.copy_and_resolve_references()
+  module = importlib.import_module(f"lle.methods.{config.method}")
+  with config.unlocked():
+    for key in getattr(module, "FEATURE_LOSS_WEIGHTS", ()):
+      parent, _, leaf = key.rpartition(".")
+      node = config
+      for part in filter(None, parent.split(".")):
+        node = node[part]
+      node[leaf] = 0.0
+  return config

@@ -18,6 +18,10 @@ from lle.nn import vgg as vgg_lib
 from lle.nn.iqe import Discriminator, Generator
 from lle.nn.layers import layer_forms
 
+# Loss weights whose terms read pretrained VGG weights (not part of the trained networks): `summary`
+# sets them to 0, so that it needs no weights file.
+FEATURE_LOSS_WEIGHTS = ("loss.content_weight",)
+
 
 def generator(config) -> Generator:
   g = config.generator

@@ -26,6 +26,10 @@ from lle.nn.tmgan import LightnessUNet, PatchDiscriminator
 TANH_TO_L = ("affine", "positive")
 CHROMA = ("input", "scaled")
 
+# Loss weights whose terms read pretrained VGG weights (not part of the trained networks): `summary`
+# sets them to 0, so that it needs no weights file.
+FEATURE_LOSS_WEIGHTS = ("loss.perceptual_weight",)
+
 
 def generator(config) -> LightnessUNet:
   g = config.generator
