@@ -17,28 +17,37 @@
 #              preemption (exit code 75); sweep: this array task's shard of a local sweep;
 #       agent: one W&B agent run per array task
 #
+# Commands run in the folder they are started from, so relative paths (--input, --output, --workdir,
+# --manual_dir, --from, ...) are the caller's; `--config=configs/x.py` finds lle's own config from any
+# folder, and `python benchmarks/x.py` lle's own script. `test` runs in the repository.
+#
 # Environment: LLE_PYTHON (interpreter for the venv, default python3.11 or python3), LLE_EXTRAS
-# (pip extras, default "test"; "test,cuda" on NVIDIA GPU machines), LLE_VENV (default .venv),
-# LLE_XLA_DEFAULTS (0: do not add lle's XLA CPU flag below), LLE_COMPILATION_CACHE (see README).
+# (pip extras, default "test"; "test,cuda" on NVIDIA GPU machines), LLE_VENV (default .venv, in the
+# repository), LLE_XLA_DEFAULTS (0: do not add lle's XLA CPU flag below), LLE_COMPILATION_CACHE (see
+# README), LLE_TRACEBACK (1: a traceback instead of the one-line `error:` for a mistake in the input).
 set -euo pipefail
 # sbatch runs a copy of this script from its spool folder: then the repository is where the job was submitted.
 if [[ -n "${SLURM_JOB_ID:-}" && ! -f "$(dirname "$0")/pyproject.toml" ]]; then
-  cd "${SLURM_SUBMIT_DIR:?}"
+  repo="$(cd "${SLURM_SUBMIT_DIR:?}" && pwd)"
 else
-  cd "$(dirname "$0")"
+  repo="$(cd "$(dirname "$0")" && pwd)"
 fi
 
 venv="${LLE_VENV:-.venv}"
+[[ "$venv" == /* ]] || venv="$repo/$venv"
 extras="${LLE_EXTRAS:-test}"
 python="${LLE_PYTHON:-$(command -v python3.11 || command -v python3)}"
-stamp="$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -d' ' -f1)"
+stamp="$( (cat "$repo/pyproject.toml"; echo "$extras") | sha256sum | cut -d' ' -f1)"
 
 if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.lle-deps" 2>/dev/null)" != "$stamp" ]]; then
   echo "launch.sh: installing lle[$extras] into $venv ..." >&2
   [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+  (cd "$repo" && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$extras]")
   echo "$stamp" > "$venv/.lle-deps"
 fi
+# `python -m lle...` from the caller's folder: that folder is not put first on the module path, so that
+# an `lle` folder there (another checkout) cannot stand in for this one.
+export PYTHONSAFEPATH=1
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
@@ -58,12 +67,18 @@ case "$cmd" in
   eval) exec "$venv/bin/python" -m lle.main --mode=eval "$@" ;;
   summary) exec "$venv/bin/python" -m lle.main --mode=summary "$@" ;;
   enhance) exec "$venv/bin/python" -m lle.enhance "$@" ;;
-  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  test) cd "$repo" && PYTHONSAFEPATH= exec "$venv/bin/python" -m pytest "$@" ;;
   sweep) exec "$venv/bin/python" -m lle.sweep "$@" ;;
   agent) wandb_agent "$@" ;;
   report) exec "$venv/bin/python" -m lle.report "$@" ;;
-  bench) exec "$venv/bin/python" benchmarks/bench_train.py "$@" ;;
-  python) exec "$venv/bin/python" "$@" ;;
+  bench) PYTHONSAFEPATH= exec "$venv/bin/python" "$repo/benchmarks/bench_train.py" "$@" ;;
+  python)
+    # A script named relative to the repository (benchmarks/x.py) runs from any folder; a script runs with
+    # its own folder on the module path (PYTHONSAFEPATH is for `-m`).
+    if [[ $# -gt 0 && "$1" != -* && "$1" != /* && ! -e "$1" && -e "$repo/$1" ]]; then
+      set -- "$repo/$1" "${@:2}"
+    fi
+    PYTHONSAFEPATH= exec "$venv/bin/python" "$@" ;;
   slurm)
     : "${SLURM_JOB_ID:?launch.sh slurm runs inside an sbatch job, e.g. sbatch --nodes=2 launch.sh slurm train ...}"
     sub="${1:-}"
@@ -72,7 +87,7 @@ case "$cmd" in
       train)
         # One task per node; each runs every local accelerator. The batch shell keeps waiting when the
         # job is signalled (SLURM signals the run too), so that it can requeue a preempted run.
-        srun --ntasks-per-node=1 --kill-on-bad-exit=1 "$PWD/launch.sh" train --distributed "$@" &
+        srun --ntasks-per-node=1 --kill-on-bad-exit=1 "$repo/launch.sh" train --distributed "$@" &
         pid=$!
         trap 'echo "launch.sh: stop signal; waiting for the run to save its checkpoint" >&2' TERM USR1
         code=0
@@ -91,5 +106,5 @@ case "$cmd" in
       agent) wandb_agent --count=1 "$@" ;;
       *) echo "usage: launch.sh slurm train|sweep|agent ARGS..." >&2; exit 2 ;;
     esac ;;
-  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,27p' "$0" >&2; exit 2 ;;
 esac
