@@ -315,7 +315,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
     raise EvaluationOnlyError(f"this {config.method} config is for evaluation only: {config.evaluation_only}")
   config_lib.check(config, training=True)  # before anything is written
   cli.check_output_folder(workdir, "--workdir")
-  eval_set = pipeline.eval_set(config)  # a data set that is not built stops the run here
+  pipeline.check_built(config.data)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   available = list(devices if devices is not None else jax.devices())
@@ -353,6 +353,7 @@ def train_and_evaluate(config, workdir, *, devices=None, allow_config_change=Fal
   evaluator = evaluation.Evaluator(method, config, mesh=mesh)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   batches = pipeline.train_iterator(config, start_step)
+  eval_set = pipeline.eval_set(config)
   dataset = {**pipeline.dataset_version(config), "split": config.data.eval_split,
              "num_images": len(eval_set)}
   logger = RunLogger(workdir, config, start_step=start_step)

@@ -120,17 +120,17 @@ def test_command_line_refuses_before_loading_the_model(tmp_path):
   photo = _write(photos / "a.png", _photo(20, 24))
   original = (photos / "a.png").read_bytes()
   (tmp_path / "afile").write_text("x")
-  run = f"--workdir={tmp_path / 'run'}"
+  run = (f"--workdir={tmp_path / 'run'}", "--config=configs/gladnet.py:tiny")  # the run's own config: accepted
   cases = {
       (f"--input={photos}", f"--output={photos}"): f"error: --output {photos} is the --input folder",
       (f"--input={photo}", f"--output={photos}"): f"error: --output {photos}: a.png would be written over the input "
                                                   f"photo {photo}",
       (f"--input={photos}", f"--output={tmp_path / 'afile'}"): f"error: --output {tmp_path / 'afile'} is a file",
-      (f"--input={photos}", f"--output={tmp_path / 'out'}", "--config=configs/gladnet.py:tiny",
-       "--config.model.global_size=32"): "error: --config differs from the config",
+      (f"--input={photos}", f"--output={tmp_path / 'out'}", "--config.model.global_size=32"):
+          "error: --config differs from the config",
   }
   for args, message in cases.items():
-    out = _enhance(run, *args)
+    out = _enhance(*run, *args)
     assert out.returncode in (1, 2) and out.stderr.count("\n") == 1, (args, out.returncode, out.stderr[-3000:])
     assert out.stderr.startswith(message), (args, out.stderr)
     if "global_size" in args[-1]:

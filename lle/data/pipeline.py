@@ -45,19 +45,27 @@ def data_dir(data_config) -> str | None:
   return data_config.data_dir or os.environ.get("TFDS_DATA_DIR")
 
 
-def load_source(data_config, split: str):
-  """Returns (random-access source, tfds DatasetInfo); builds self-contained data sets on first use."""
+def check_built(data_config):
+  """(TFDS builder, whether it is built) of the configured data set, reading and building nothing; a
+  data set that lle cannot build itself (from user-supplied files) and that is not built is an error
+  naming the command that builds it."""
   _register_builders()
   builder = tfds.builder(data_config.name, data_dir=data_dir(data_config), file_format="array_record")
   from lle import cli
   with cli.quiet_library_logs():  # TFDS warns that a data set it does not find has no dataset_info.json
     prepared = builder.is_prepared()
+  if not prepared and builder.name not in _SELF_CONTAINED:
+    where = f" --data_dir={data_dir(data_config)}" if data_dir(data_config) else ""
+    raise FileNotFoundError(
+        f"data set {data_config.name!r} is not built in {builder.data_dir_root}; build it from your "
+        f"downloaded copy with `./launch.sh python -m lle.data.build {data_config.name} --manual_dir=DIR{where}`")
+  return builder, prepared
+
+
+def load_source(data_config, split: str):
+  """Returns (random-access source, tfds DatasetInfo); builds self-contained data sets on first use."""
+  builder, prepared = check_built(data_config)
   if not prepared:
-    if builder.name not in _SELF_CONTAINED:
-      where = f" --data_dir={data_dir(data_config)}" if data_dir(data_config) else ""
-      raise FileNotFoundError(
-          f"data set {data_config.name!r} is not built in {builder.data_dir_root}; build it from your "
-          f"downloaded copy with `./launch.sh python -m lle.data.build {data_config.name} --manual_dir=DIR{where}`")
     if jax.process_index() == 0:
       _prepare_once(builder)
     if jax.process_count() > 1:
