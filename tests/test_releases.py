@@ -213,7 +213,7 @@ def test_gladnet_release_through_the_command_line(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "34 variables mapped, 35 left out" in out
   folder = tmp_path / "w" / "gladnet_GLADNet"  # the run folder README's "Released models" names
-  assert f"--config=configs/gladnet.py --workdir={folder}" in out
+  assert f"./launch.sh eval --workdir={folder}   (with its config.json: configs/gladnet.py)" in out
   method, state, _ = load_state(load_config("configs/gladnet.py"), folder)
   np.testing.assert_array_equal(np.asarray(state["net"].params["Conv_13"]["kernel"]), tensors["FG/conv2d_13/kernel"])
   assert weights.main(["gladnet", "--from", str(tmp_path / "nowhere"), "--weights_dir", str(tmp_path / "w")]) == 1
