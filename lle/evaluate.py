@@ -446,7 +446,25 @@ def results_table(results: dict) -> str:
   lines.append("")
   lines.append(f"best of each column in bold; the model is best on {', '.join(ahead) or 'no column'}"
                + (f"; a baseline is best on {', '.join(behind)}" if behind else ""))
+  headline = headline_verdict(results, best)
+  if headline:
+    lines.append(headline)
   return "\n".join(lines)
+
+
+def headline_verdict(results: dict, best: dict) -> str:
+  """The line under the table about the paper's headline metrics (`config.eval.headline_metrics`): that
+  the model leads all of them, or which it trails and, from `config.eval.headline_note`, why."""
+  eval_config = results.get("config", {}).get("eval", {})
+  headline = [c for c in eval_config.get("headline_metrics", ()) if c in best]
+  if not headline:
+    return ""
+  lost = [c for c in headline if results["model"].get(c) != best[c]]
+  if not lost:
+    return f"headline metrics ({', '.join(headline)}): the model leads every one"
+  note = eval_config.get("headline_note", "")
+  return (f"headline metrics ({', '.join(headline)}): the model trails on {', '.join(lost)}"
+          + (f": {note}" if note else ""))
 
 
 def code_version() -> dict:

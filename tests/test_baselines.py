@@ -235,3 +235,18 @@ def test_results_table_reads_hdrvdp2_q_in_the_direction_of_its_release():
          "baselines": {"identity": {"hdrvdp2_q": -3.0, "hdrvdp2_pdet": 0.5}},
          "conventions": {"hdrvdp_release": "2.2.0"}}
   assert evaluate.results_table(old).splitlines()[3] == "| identity | **-3.00** | **0.5000** |"
+
+
+def test_results_table_names_the_headline_metrics_the_model_trails_and_why():
+  config = {"eval": {"headline_metrics": ("psnr", "mpsnr", "hdrvdp2_q"), "headline_note": "the reason"}}
+  results = {"step": 1, "config": config, "conventions": {"hdrvdp_release": "2.2.2"},
+             "model": {"psnr": 19.0, "mpsnr": 14.0, "hdrvdp2_q": 60.0, "ssim": 0.5},
+             "baselines": {"identity": {"psnr": 17.0, "mpsnr": 12.0, "hdrvdp2_q": 50.0, "ssim": 0.9},
+                           "inverse_reinhard": {"psnr": 20.0, "mpsnr": 13.0, "hdrvdp2_q": 55.0, "ssim": 0.4}}}
+  assert evaluate.results_table(results).splitlines()[-1] == (
+      "headline metrics (psnr, mpsnr, hdrvdp2_q): the model trails on psnr: the reason")
+  results["model"]["psnr"] = 21.0  # ssim is no headline metric: losing it does not count
+  assert evaluate.results_table(results).splitlines()[-1] == (
+      "headline metrics (psnr, mpsnr, hdrvdp2_q): the model leads every one")
+  del results["config"]  # a config without headline metrics: no such line
+  assert evaluate.results_table(results).splitlines()[-1].startswith("best of each column in bold")
