@@ -32,6 +32,12 @@ FIVEK_MONTULET_TRAIN = 4558  # sec. 3: 5000 - 442 test images
 PATCHES_PER_IMAGE = 5  # sec. 3: "From every image, 5 random pairs of partially overlapping patches"
 
 
+# What the demo's table says when a baseline leads a headline metric (measured: see `_demo`).
+SHORTFALL_NOTE = ("FSITM compares phase at 2- and 4-pixel wavelengths; the generator builds full-size lightness "
+                  "from half-size features and the inputs are noisy: even the target, 2x2-averaged, scores only "
+                  "0.69, and the demo's minutes leave the model below the noisy input's 0.63")
+
+
 def get_config(arg=None):
   c = config_lib.base("tmgan")
   c.batch_size = 8  # not in the paper: one 512x512 pair per device of an 8-GPU host
@@ -250,7 +256,18 @@ def _lol(c):
 def _demo(c):
   """Minutes on a 2-core CPU. Leaves out: the VGG term (no downloaded weights here: perceptual_weight 0;
   convert VGG-19 weights and set it back to train as the paper), the darkening (the demo's inputs are
-  already simulated low-light captures, 1.6-4.3 stops under, with sensor noise), FiveK."""
+  already simulated low-light captures, 1.6-4.3 stops under, with sensor noise), FiveK.
+
+  Short-run measurements (3 held-out photos; PSNR / MSE / FSITM): the paper's 0.01 in 100-step cosine
+  cycles, 400 steps: 19.73 / 696 / 0.592; a 2e-3 peak in one cosine cycle over 400 steps: 18.11 / 1016 /
+  0.571, so the paper's rate stays. D stays inert in both (its mean scores on real and generated maps
+  within 0.03 of 0): the adversarial term (weight 1e-3) is not what holds the model back.
+  FSITM scores the sign of local phase at 2- and 4-pixel wavelengths (lle.metrics.fsitm). The generator
+  makes full-size L from half-size features (nearest upsampling, one 3x3 convolution), and its input is
+  noisy: the held-out targets themselves, 2x2-averaged and upsampled the same way, score 0.69 against
+  themselves (two of the photos; the third has an odd width), the untouched input 0.63, the target
+  blurred with sigma 1 pixel 0.78, the target plus Gaussian noise of sigma 0.02 0.74 (means of the photos). A model must both denoise and rebuild 2-pixel structure to pass CLAHE's
+  0.634 and the input's 0.631, which the demo's minutes do not buy (SHORTFALL_NOTE)."""
   c.data.name = "lle_demo/lowlight"
   c.data.cache_mb = 256  # the demo's training split decodes to ~80 MB: read from disk once, then cached
   c.data.input_feature = "low"
@@ -259,14 +276,17 @@ def _demo(c):
   c.data.darken_eval = False
   c.data.crop_size = 256  # the smallest size at which seven down blocks leave more than 1 x 1 to normalise
   c.batch_size = 2
-  c.num_train_steps = 400
-  c.eval_every_steps = 400
-  c.checkpoint_every_steps = 200
+  # About 0.57 CPU s a step: 500 steps (five of the 100-step cycles), compilation and the evaluation beside
+  # four baselines fit the demo's 5 minutes on an idle 2-core CPU.
+  c.num_train_steps = 500
+  c.eval_every_steps = 500
+  c.checkpoint_every_steps = 250
   c.log_every_steps = 25
   c.generator.features = (8, 16, 32, 64, 64, 64, 64)
   c.discriminator.features = (8, 16, 32, 64, 64, 64, 64)
   c.loss.perceptual_weight = 0.0
   c.optimizer.cycle_steps = 100
+  c.eval.shortfall_note = SHORTFALL_NOTE
 
 
 def _tiny(c):
