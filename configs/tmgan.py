@@ -288,7 +288,7 @@ def _demo(c):
   c.discriminator.features = (8, 16, 32, 64, 64, 64, 64)
   c.loss.perceptual_weight = 0.0
   c.optimizer.cycle_steps = 100
-  c.eval.shortfall_note = SHORTFALL_NOTE
+  c.eval.headline_note = SHORTFALL_NOTE
 
 
 def _tiny(c):
