@@ -124,6 +124,11 @@ def _demo(c):
   c.model.detail_features = (16, 16, 16, 16)
   c.optimizer.decay_every = 50  # a 250-step run ends at 0.96^5 of the initial rate
   c.optimizer.decay_factor = 0.96
+  # Measured (lle_demo/lowlight 1.1.0): SSIM ahead of every baseline, PSNR behind CLAHE and BIMEF.
+  c.eval.headline_note = (
+      "chelsea_0's input is ~4.6 stops under, darker than every one of the 28 training pairs (the "
+      "darkest: 4.3 stops), and the exposure GLADNet's global branch learns in 250 steps from 7 photos falls short "
+      "there (PSNR 14-15 dB on it) and moves from step to step (mean PSNR 18.4 at step 200, 17.6 at 300)")
 
 
 def _tiny(c):
