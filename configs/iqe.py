@@ -57,7 +57,7 @@ from lle import config_lib
 
 
 # What the demo's table says when a baseline leads a headline metric (measured: see `_demo`).
-SHORTFALL_NOTE = ("Without its content (VGG) term and in 5 CPU minutes the demo's generator is still gaining PSNR "
+DEMO_HEADLINE_NOTE = ("Without its content (VGG) term and in 5 CPU minutes the demo's generator is still gaining PSNR "
                   "(16.76 dB at 400 steps, 17.62 at 600) and stays behind CLAHE's and BIMEF's PSNR")
 
 
@@ -249,7 +249,7 @@ def _demo(c):
   # 21x21 kernel (std ~4.7 pixels), would leave every finer structure to the texture term alone: a 1x1
   # kernel makes it the pixel-wise squared error (same sum and scale) that holds the output to the target.
   c.loss.color_kernel_size = 1
-  c.eval.headline_note = SHORTFALL_NOTE
+  c.eval.headline_note = DEMO_HEADLINE_NOTE
 
 
 def _tiny(c):

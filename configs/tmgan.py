@@ -33,7 +33,7 @@ PATCHES_PER_IMAGE = 5  # sec. 3: "From every image, 5 random pairs of partially 
 
 
 # What the demo's table says when a baseline leads a headline metric (measured: see `_demo`).
-SHORTFALL_NOTE = ("FSITM compares phase at 2- and 4-pixel wavelengths; the generator builds full-size lightness "
+DEMO_HEADLINE_NOTE = ("FSITM compares phase at 2- and 4-pixel wavelengths; the generator builds full-size lightness "
                   "from half-size features and the inputs are noisy: even the target, 2x2-averaged, scores only "
                   "0.69, and the demo's minutes leave the model below the noisy input's 0.63")
 
@@ -267,7 +267,7 @@ def _demo(c):
   noisy: the held-out targets themselves, 2x2-averaged and upsampled the same way, score 0.69 against
   themselves (two of the photos; the third has an odd width), the untouched input 0.63, the target
   blurred with sigma 1 pixel 0.78, the target plus Gaussian noise of sigma 0.02 0.74 (means of the photos). A model must both denoise and rebuild 2-pixel structure to pass CLAHE's
-  0.634 and the input's 0.631, which the demo's minutes do not buy (SHORTFALL_NOTE). As set here (500
+  0.634 and the input's 0.631, which the demo's minutes do not buy (DEMO_HEADLINE_NOTE). As set here (500
   steps): 20.40 / 596 / 0.604 against CLAHE's 19.51 / 759 / 0.631 and the input's 10.99 / 5674 / 0.627, in
   280 CPU s (compilation cached)."""
   c.data.name = "lle_demo/lowlight"
@@ -288,7 +288,7 @@ def _demo(c):
   c.discriminator.features = (8, 16, 32, 64, 64, 64, 64)
   c.loss.perceptual_weight = 0.0
   c.optimizer.cycle_steps = 100
-  c.eval.headline_note = SHORTFALL_NOTE
+  c.eval.headline_note = DEMO_HEADLINE_NOTE
 
 
 def _tiny(c):
