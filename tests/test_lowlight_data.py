@@ -29,8 +29,8 @@ def test_lowlight_splits_versions_and_pairs():
   config = load_config("configs/gladnet.py:tiny")
   train, info = pipeline.load_source(config.data, "train")
   test, _ = pipeline.load_source(config.data, "test")
-  assert (info.name, info.config_name, str(info.version)) == ("lle_demo", "lowlight", "1.1.0")
-  assert len(train) == (len(builder.PHOTOS) - len(TEST_PHOTOS)) * builder.TRAIN_VARIANTS
+  assert (info.name, info.config_name, str(info.version)) == ("lle_demo", "lowlight", "2.1.0")
+  assert len(train) == (len(builder.PHOTOS) - len(TEST_PHOTOS)) * builder.LOWLIGHT_TRAIN_VARIANTS
   photo = lambda ex: ex["name"].decode().rsplit("_", 1)[0]
   assert {photo(test[i]) for i in range(len(test))} == set(TEST_PHOTOS)
   assert not {photo(train[i]) for i in range(len(train))} & set(TEST_PHOTOS)
@@ -40,6 +40,27 @@ def test_lowlight_splits_versions_and_pairs():
     np.testing.assert_array_equal(ex["high"], builder._downscale(builder.load_photo(photo(ex))))
     ratio = color.srgb_to_linear(ex["low"] / 255.0).mean() / color.srgb_to_linear(ex["high"] / 255.0).mean()
     assert 1 / 20 * 0.8 < float(ratio) < 1 / 3 * 1.2
+
+
+def test_training_exposures_are_stratified_over_the_range():
+  bins = [builder.exposure_bin(v, builder.LOWLIGHT_TRAIN_VARIANTS) for v in range(builder.LOWLIGHT_TRAIN_VARIANTS)]
+  assert bins[0][0] == pytest.approx(builder.EXPOSURE_RANGE[0]) and bins[-1][1] == pytest.approx(builder.EXPOSURE_RANGE[1])
+  assert all(a[1] == pytest.approx(b[0]) for a, b in zip(bins, bins[1:]))  # contiguous, equal in log
+  assert len({round(np.log(hi / lo), 9) for lo, hi in bins}) == 1
+  config = load_config("configs/gladnet.py:tiny")
+  train, _ = pipeline.load_source(config.data, "train")
+  seen = {}
+  for i in range(len(train)):
+    name = train[i]["name"].decode()
+    photo, variant = name.rsplit("_", 1)
+    seen.setdefault(photo, set()).add(int(variant))
+    if photo == "hubble_deep_field":
+      continue  # a near-black sky: read noise clipped at 0 lifts its mean past the exposure's
+    low, high = bins[int(variant)]
+    linear = lambda key: color.srgb_to_linear(train[i][key] / 255.0).mean()
+    ratio = float(linear("low") / linear("high"))
+    assert low * 0.95 < ratio < high * 1.05, (name, ratio, (low, high))
+  assert all(v == set(range(builder.LOWLIGHT_TRAIN_VARIANTS)) for v in seen.values())
 
 
 def test_itmn_config_version_and_features():

@@ -25,10 +25,15 @@ Config `lowlight` (low-light enhancement: GLADNet, NEID):
     clipped to [0, 1], sRGB-encoded again and quantised to 8 bits. The noise is signal-dependent as in
     a real raw capture (Foi et al. 2008's Poisson-Gaussian model), and quantisation after the dark
     exposure loses the shadow levels a real 8-bit dark photo loses.
+  * Exposures of the `train` split are stratified: a training photo's `LOWLIGHT_TRAIN_VARIANTS` captures
+    draw theirs from as many equal bins of log exposure, so every photo is seen from the brightest to the
+    darkest end of the range that held-out photos are drawn from (a held-out photo's exposure is drawn
+    from the whole range).
 
-Splits (both configs): `train` holds `TRAIN_VARIANTS` differently lit (or exposed) versions of each
-training photo; `test` holds one per held-out photo (`TEST_PHOTOS`), photos never seen in training. Photos are downscaled so that the
-longer side is at most `MAX_SIDE` pixels, to keep the demo fast on a laptop CPU.
+Splits (both configs): `train` holds `TRAIN_VARIANTS` (itmn) or `LOWLIGHT_TRAIN_VARIANTS` (lowlight)
+differently lit (or exposed) versions of each training photo; `test` holds one per held-out photo
+(`TEST_PHOTOS`), photos never seen in training. Photos are downscaled so that the longer side is at most
+`MAX_SIDE` pixels, to keep the demo fast on a laptop CPU.
 """
 import hashlib
 
@@ -40,6 +45,10 @@ from lle.data.hdr import tonemap
 
 MAX_SIDE = 640
 TRAIN_VARIANTS = 4
+# lowlight: one capture per eighth of the log-exposure range (1.6-4.3 stops under: ~0.34 stops a bin). With 4
+# free draws the 28 training captures left the darkest 0.9 stops nearly empty (one capture past 3.4 stops)
+# while a held-out photo fell there (chelsea, 4.1 stops under).
+LOWLIGHT_TRAIN_VARIANTS = 8
 ILLUMINATION_STOPS = 2.0
 HIGHLIGHT_BOOST = 8.0
 DIFFUSE_WHITE_NITS = 200.0
@@ -119,10 +128,19 @@ def tone_map_8bit(hdr: np.ndarray, key: str) -> tuple[np.ndarray, str]:
   return tonemap.to_ldr(tone_map, hdr.astype(np.float64)), str(tone_map)
 
 
-def darken(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """uint8 sRGB photo -> simulated low-light capture, uint8 [H, W, 3]; see the module docstring."""
-  linear = np.asarray(color.srgb_to_linear(photo.astype(np.float64) / 255.0))
+def exposure_bin(variant: int, variants: int) -> tuple[float, float]:
+  """The exposure range of a split's `variant`-th capture of a photo: the `variant`-th of `variants` equal
+  bins of log `EXPOSURE_RANGE` (one variant: the whole range)."""
   low, high = np.log(EXPOSURE_RANGE[0]), np.log(EXPOSURE_RANGE[1])
+  step = (high - low) / variants
+  return float(np.exp(low + variant * step)), float(np.exp(low + (variant + 1) * step))
+
+
+def darken(photo: np.ndarray, rng: np.random.Generator, exposure_range=EXPOSURE_RANGE) -> np.ndarray:
+  """uint8 sRGB photo -> simulated low-light capture, uint8 [H, W, 3], its exposure factor drawn
+  log-uniformly from `exposure_range`; see the module docstring."""
+  linear = np.asarray(color.srgb_to_linear(photo.astype(np.float64) / 255.0))
+  low, high = np.log(exposure_range[0]), np.log(exposure_range[1])
   exposure = np.exp(rng.uniform(low, high))
   electrons = rng.poisson(linear * exposure * PHOTONS_AT_WHITE)
   signal = electrons / PHOTONS_AT_WHITE + rng.normal(0.0, READ_NOISE, size=linear.shape)
@@ -141,18 +159,22 @@ _RELEASE_NOTES = {
              "with drawn key and white point, Drago with a drawn bias, a camera exposure with clipped "
              "highlights), named in the new `operator` feature, instead of Reinhard's operator alone. "
              "The `hdr` targets are unchanged; the `lowlight` config is unchanged (version 1.1.0).",
+    "2.1.0": "The `lowlight` config's training split holds 8 captures per photo (were 4), their exposures "
+             "stratified over the range (one per eighth of it in log exposure), so that the darkest "
+             "held-out captures have training captures as dark; the held-out captures are unchanged. The "
+             "`itmn` config is unchanged (version 2.0.0).",
 }
 
 
 class LleDemo(tfds.core.GeneratorBasedBuilder):
   """Paired demo data made from photos shipped with scikit-image and matplotlib."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("2.1.0")
   RELEASE_NOTES = _RELEASE_NOTES
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name="itmn", version="2.0.0", release_notes=_RELEASE_NOTES,
                               description="LDR (a seeded mixture of tone-mapping operators, 8-bit) -> HDR (cd/m^2)."),
-      tfds.core.BuilderConfig(name="lowlight", version="1.1.0", release_notes=_RELEASE_NOTES,
+      tfds.core.BuilderConfig(name="lowlight", version="2.1.0", release_notes=_RELEASE_NOTES,
                               description="Low-light (darkened, noisy, 8-bit) -> the photo (8-bit)."),
   ]
 
@@ -174,8 +196,9 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # everything is on disk already
     train = [p for p in PHOTOS if p not in TEST_PHOTOS]
+    lowlight = self.builder_config.name == "lowlight"
     return {
-        "train": self._generate_examples(train, TRAIN_VARIANTS),
+        "train": self._generate_examples(train, LOWLIGHT_TRAIN_VARIANTS if lowlight else TRAIN_VARIANTS),
         "test": self._generate_examples(TEST_PHOTOS, 1),
     }
 
@@ -187,7 +210,7 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
         key = f"{name}_{variant}"
         if lowlight:
           rng = np.random.default_rng(_seed(f"lowlight/{name}", variant))
-          yield key, {"low": darken(photo, rng), "high": photo, "name": key}
+          yield key, {"low": darken(photo, rng, exposure_bin(variant, variants)), "high": photo, "name": key}
         else:
           rng = np.random.default_rng(_seed(name, variant))
           hdr = synthesize_hdr(photo, rng)
