@@ -3,7 +3,9 @@ offline, and less compile work (tiny models: compile time dominates): a smaller 
 and one persistent compilation cache per test run, shared by pytest-xdist's workers and by the
 subprocesses the tests start (set through the environment, so `python -m lle.main` children inherit it).
 """
+import fcntl
 import os
+import shutil
 import tempfile
 
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -22,15 +24,54 @@ import pytest  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _run_folder(tmp_path_factory):
+  """The folder of this test run that all pytest-xdist workers share (the parent of their base temps)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared_folder(tmp_path_factory, name: str, make):
+  """`make(path)` once per test run, whichever worker asks first (the others wait on a file lock), then
+  the same folder for every test that asks: a trained run that several tests only read. A test that
+  changes it (resumes it, damages a checkpoint) works on a copy (`copy_run`)."""
+  root = _run_folder(tmp_path_factory) / "shared"
+  root.mkdir(exist_ok=True)
+  path, done = root / name, root / f"{name}.done"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)  # a make that failed half-way
+      make(path)
+      done.touch()
+  return path
+
+
+def copy_run(source, destination):
+  """A private copy of a shared run folder, to resume or damage."""
+  shutil.copytree(source, destination)
+  return destination
+
+
+@pytest.fixture(scope="session")
+def tiny_itmn_run(tmp_path_factory):
+  """`tiny_itmn_run(steps)`: the folder of tests.test_train's tiny iTMN run (`_tiny(num_train_steps=steps)`,
+  8 devices, checkpoints every 2 steps) trained once per test run: training it again in each test that
+  resumes, evaluates or compares against it cost 10-40 s a time."""
+  from lle import train
+  from tests.test_train import _tiny
+
+  def run(steps: int):
+    return shared_folder(tmp_path_factory, f"tiny_itmn_{steps}_steps",
+                         lambda path: train.train_and_evaluate(_tiny(num_train_steps=steps), path))
+  return run
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tfds_data_dir(tmp_path_factory):
   """One TFDS data dir per test session; the demo data set is built into it on first use."""
   # xdist workers share the run's base folder, so the demo data set is built once per run (under the
   # builder's file lock), not once per worker.
-  shared = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    shared = shared.parent
-  path = os.environ.get("LLE_TEST_TFDS_DIR") or str(shared / "tfds")
+  path = os.environ.get("LLE_TEST_TFDS_DIR") or str(_run_folder(tmp_path_factory) / "tfds")
   os.makedirs(path, exist_ok=True)
   os.environ["TFDS_DATA_DIR"] = path
   return path

@@ -30,11 +30,12 @@ def _params(workdir, config):
   return jax.device_get(state), step
 
 
-def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
+def test_two_processes_match_one_process_with_the_same_devices(tmp_path, tiny_itmn_run):
   config = load_config("configs/itmn.py:tiny")
   with config.unlocked():
     config.num_train_steps = 2
-  train.train_and_evaluate(config, tmp_path / "single")  # 1 process x 8 devices
+  # 1 process x 8 devices: the tiny run's 2 steps (evaluated only at its end, which leaves the parameters).
+  single_run = tiny_itmn_run(2)
 
   port = _free_port()
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
@@ -49,7 +50,7 @@ def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
 
   results = json.loads((tmp_path / "multi" / "results.json").read_text())
   assert results["num_processes"] == 2 and results["num_devices"] == 8 and results["step"] == 2
-  single, _ = _params(tmp_path / "single", config)
+  single, _ = _params(single_run, config)
   multi, step = _params(tmp_path / "multi", config)
   assert step == 2
   for net in single:

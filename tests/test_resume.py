@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lle import preemption, train
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_run
 from tests.test_train import _final_params, _tiny
 
 
@@ -76,8 +76,9 @@ def _remove_array_files(folder):
 
 
 @pytest.mark.parametrize("damage", [_truncate_files, _remove_array_files], ids=["truncated", "half_written"])
-def test_unreadable_latest_checkpoint_is_skipped_and_the_run_resumes_from_the_one_before(tmp_path, capsys, damage):
-  train.train_and_evaluate(_tiny(num_train_steps=4), tmp_path / "run")  # checkpoints 2 and 4; steps 1-4 logged
+def test_unreadable_latest_checkpoint_is_skipped_and_the_run_resumes_from_the_one_before(tmp_path, capsys, damage,
+                                                                                         tiny_itmn_run):
+  copy_run(tiny_itmn_run(4), tmp_path / "run")  # checkpoints 2 and 4; steps 1-4 logged
   damage(tmp_path / "run" / "checkpoints" / "4")
   capsys.readouterr()
   results = train.train_and_evaluate(_tiny(num_train_steps=6), tmp_path / "run")
@@ -85,16 +86,15 @@ def test_unreadable_latest_checkpoint_is_skipped_and_the_run_resumes_from_the_on
   assert (tmp_path / "run" / "checkpoints" / "4.unreadable").is_dir()  # set aside, not deleted
   assert results["step"] == 6 and _saved(tmp_path / "run", _tiny()) == [2, 4, 6]
   assert _steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6]  # steps 3-4 logged once, by the resumed run
-  train.train_and_evaluate(_tiny(num_train_steps=6), tmp_path / "straight")
-  _assert_bit_identical(_final_params(tmp_path / "run", _tiny()), _final_params(tmp_path / "straight", _tiny()))
+  _assert_bit_identical(_final_params(tmp_path / "run", _tiny()), _final_params(tiny_itmn_run(6), _tiny()))
 
 
-def test_a_step_unreadable_again_is_set_aside_under_a_fresh_name_and_said_in_two_lines(tmp_path, capfd):
+def test_a_step_unreadable_again_is_set_aside_under_a_fresh_name_and_said_in_two_lines(tmp_path, capfd,
+                                                                                       tiny_itmn_run):
   """Step 4 was set aside once (`4.unreadable`), saved again, and is unreadable again: the run resumes
   from step 2 instead of stopping on the name, and the user reads one warning and one resume line, without
   Orbax's tracebacks."""
-  run = tmp_path / "run"
-  train.train_and_evaluate(_tiny(num_train_steps=4), run)  # checkpoints 2 and 4
+  run = copy_run(tiny_itmn_run(4), tmp_path / "run")  # checkpoints 2 and 4
   (run / "checkpoints" / "4.unreadable").mkdir()
   _remove_array_files(run / "checkpoints" / "4")
   capfd.readouterr()
@@ -108,8 +108,8 @@ def test_a_step_unreadable_again_is_set_aside_under_a_fresh_name_and_said_in_two
   assert "Traceback" not in out + err and "Event loop is closed" not in out + err
 
 
-def test_resume_with_a_training_change_stops_naming_the_fields(tmp_path):
-  train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path)
+def test_resume_with_a_training_change_stops_naming_the_fields(tmp_path, tiny_itmn_run):
+  tmp_path = copy_run(tiny_itmn_run(2), tmp_path / "run")
   changed = _tiny(num_train_steps=4, batch_size=4)
   with changed.unlocked():
     changed.optimizer.learning_rate = 1.0

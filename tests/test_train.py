@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lle import methods, train
-from tests.conftest import REPO, load_config
+from tests.conftest import REPO, copy_run, load_config
 
 
 def _final_params(workdir, config, devices=None):
@@ -40,13 +40,12 @@ def assert_close_to_scale(a, b, rel):
   assert worst <= rel * scale, f"max |difference| {worst:.3g} > {rel} x leaf scale {scale:.3g}"
 
 
-def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
+def test_one_and_eight_devices_give_the_same_parameters(tmp_path, tiny_itmn_run):
   assert jax.device_count() == 8
   config = _tiny(num_train_steps=2)
   train.train_and_evaluate(config, tmp_path / "one", devices=jax.devices()[:1])
-  train.train_and_evaluate(config, tmp_path / "eight")
   one = _final_params(tmp_path / "one", config)
-  eight = _final_params(tmp_path / "eight", config)
+  eight = _final_params(tiny_itmn_run(2), config)  # the same config on all 8 devices
   init, _ = train.init_state(methods.get(config), config, train.make_mesh())
   for net in one:  # parameters and batch statistics agree to float32 reduction-order noise
     for a, b in zip(jax.tree.leaves((one[net].params, one[net].batch_stats)),
@@ -66,21 +65,20 @@ def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
           assert_close_to_scale(a, start, rel=5e-3)
 
 
-def test_resumed_run_is_bit_identical(tmp_path):
+def test_resumed_run_is_bit_identical(tmp_path, tiny_itmn_run):
   config = _tiny(num_train_steps=4)
-  train.train_and_evaluate(config, tmp_path / "straight")
-  train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path / "resumed")  # "interrupted" at step 2
+  copy_run(tiny_itmn_run(2), tmp_path / "resumed")  # "interrupted" at step 2
   results = train.train_and_evaluate(config, tmp_path / "resumed")
   assert results["step"] == 4
-  straight, resumed = _final_params(tmp_path / "straight", config), _final_params(tmp_path / "resumed", config)
+  straight, resumed = _final_params(tiny_itmn_run(4), config), _final_params(tmp_path / "resumed", config)
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
   assert steps[:2] == [1, 2] and max(steps) == 4
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-  train.train_and_evaluate(_tiny(num_train_steps=2), tmp_path)
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_itmn_run):
+  tmp_path = copy_run(tiny_itmn_run(2), tmp_path / "run")
   config = _tiny(num_train_steps=4)
   with config.unlocked():
     config.loss.lam = float("nan")
