@@ -20,6 +20,9 @@ from lle import sweep
 from tests.conftest import REPO
 
 SWEEP_FILES = sorted(glob.glob(os.path.join(REPO, "sweeps", "*.yaml")))
+# The launcher test below runs this file's first run through `./launch.sh agent` (a real wandb agent), with
+# the per-file test's checks on its command: a second tiny run of it here would train the same run again.
+LAUNCHER_SWEEP = os.path.join(REPO, "sweeps", "neid_ablation.yaml")
 TINY_STEPS = 4  # config_lib.tiny_run
 
 
@@ -32,7 +35,14 @@ def _assert_agent_run(workdir, run_id, sweep_id, metric):
     assert needle.encode() in records, needle
 
 
-@pytest.mark.parametrize("path", SWEEP_FILES, ids=os.path.basename)
+def _assert_agent_command(args):
+  """The run command wandb's agent builds from a sweep file at tiny size: lle's entry point through
+  `/usr/bin/env python`, the documented tiny variant, and no --workdir (the agent's run derives it)."""
+  assert args[:4] == ["/usr/bin/env", "python", "-m", "lle.main"], args
+  assert "--variants=tiny" in args and "--workdir" not in " ".join(args), args
+
+
+@pytest.mark.parametrize("path", [p for p in SWEEP_FILES if p != LAUNCHER_SWEEP], ids=os.path.basename)
 def test_agent_run_of_each_sweep_file_trains_into_its_derived_workdir(path, tmp_path, monkeypatch):
   """A plain `wandb agent` (lle's python on PATH) started outside the repository, the sweep at tiny size
   through its documented parameter `variants: {value: tiny}`; the tiny variants turn W&B off, the agent
@@ -56,8 +66,7 @@ def test_agent_run_of_each_sweep_file_trains_into_its_derived_workdir(path, tmp_
   agent._command_run({"type": "run", "run_id": run_id, "program": spec["program"],
                       "args": {k: {"value": v} for k, v in run.items()}})
   process = agent._run_processes[run_id]
-  assert process._popen.args[:4] == ["/usr/bin/env", "python", "-m", "lle.main"]
-  assert "--variants=tiny" in process._popen.args and "--workdir" not in " ".join(process._popen.args)
+  _assert_agent_command(process._popen.args)
   assert process.wait() == 0
   _assert_agent_run(tmp_path / "runs" / sweep_id / run_id, run_id, sweep_id, spec["metric"]["name"])
 
@@ -111,8 +120,8 @@ class _SweepHandler(http.server.BaseHTTPRequestHandler):
 def test_launcher_agent_runs_lles_python_whatever_path_and_folder(command, tmp_path):
   """`./launch.sh agent` from another folder, with a `python` first on PATH that cannot import lle: wandb's
   agent (`/usr/bin/env python -m lle.main ...`) must still start lle's. The sweep at tiny size, as its
-  header says: `variants: {value: tiny}`."""
-  spec = yaml.safe_load(open(os.path.join(REPO, "sweeps", "neid_ablation.yaml")))
+  header says: `variants: {value: tiny}`. Also the per-file test's case for this sweep file."""
+  spec = yaml.safe_load(open(LAUNCHER_SWEEP))
   spec["parameters"]["variants"] = {"value": "tiny"}
   run = sweep.expand(spec, count=1)[0]  # configs/neid.py:unet, seed 0, tiny
   server = _SweepServer(yaml.safe_dump(spec), {"run1": run})
@@ -139,6 +148,8 @@ def test_launcher_agent_runs_lles_python_whatever_path_and_folder(command, tmp_p
   log = out.stdout + out.stderr
   assert out.returncode == 0, log[-3000:]
   assert "foreign python" not in log and "About to run command: /usr/bin/env python -m lle.main" in log
+  (command_line,) = [line for line in log.splitlines() if "About to run command: " in line]
+  _assert_agent_command(command_line.split("About to run command: ", 1)[1].split())
   assert "W&B logging enabled" in log  # neid's tiny variant turns W&B off; the agent turns it on
   assert server.queries.count("mutation Heartbeat") >= 1 and not server.runs
   _assert_agent_run(tmp_path / "runs" / "s1" / "run1", "run1", "s1", spec["metric"]["name"])
