@@ -54,15 +54,17 @@ def copy_run(source, destination):
 
 @pytest.fixture(scope="session")
 def tiny_itmn_run(tmp_path_factory):
-  """`tiny_itmn_run(steps)`: the folder of tests.test_train's tiny iTMN run (`_tiny(num_train_steps=steps)`,
-  8 devices, checkpoints every 2 steps) trained once per test run: training it again in each test that
-  resumes, evaluates or compares against it cost 10-40 s a time."""
+  """`tiny_itmn_run(steps)`: the folder of tests.test_train's tiny iTMN run (`_tiny(num_train_steps=steps,
+  eval_every_steps=2)`: 8 devices, checkpoints and evaluations every 2 steps) trained once per test run:
+  training it again in each test that resumes, evaluates or compares against it cost 10-40 s a time.
+  The evaluations leave the parameters as they are (and eval_every_steps may change on a resume)."""
   from lle import train
   from tests.test_train import _tiny
 
   def run(steps: int):
+    config = _tiny(num_train_steps=steps, eval_every_steps=2)
     return shared_folder(tmp_path_factory, f"tiny_itmn_{steps}_steps",
-                         lambda path: train.train_and_evaluate(_tiny(num_train_steps=steps), path))
+                         lambda path: train.train_and_evaluate(config, path))
   return run
 
 

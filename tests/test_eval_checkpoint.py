@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from lle import train
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_run
 from tests.test_train import _tiny
 
 
@@ -16,9 +16,9 @@ def _eval_records(workdir):
   return {r["step"]: r for r in records if "eval/model/psnr" in r}
 
 
-def test_eval_mode_scores_the_requested_checkpoint(tmp_path):
+def test_eval_mode_scores_the_requested_checkpoint(tmp_path, tiny_itmn_run):
   config = _tiny(num_train_steps=4, eval_every_steps=2, checkpoint_every_steps=2)
-  train.train_and_evaluate(config, tmp_path)
+  tmp_path = copy_run(tiny_itmn_run(4), tmp_path / "run")  # this config's run (tiny: checkpoints every 2)
   during = _eval_records(tmp_path)
   assert sorted(during) == [2, 4] and during[2]["eval/model/psnr"] != during[4]["eval/model/psnr"]
 
