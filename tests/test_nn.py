@@ -34,6 +34,14 @@ def test_subpixel_transposed_conv_matches_definition(k, stacked):
   np.testing.assert_allclose(got, scatter_conv_transpose(x, w, 2, (k - 2) // 2), atol=2e-5)
 
 
+def _compiled_grads(fns, x, w):
+  """Gradients of sum(sin(f(x, w))) over x and w for each f, each compiled as one program: run op by op,
+  every operation of every shape compiles on its own (10-18 s per case on 2 cores), and the layers
+  run compiled in training."""
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  return [jax.jit(jax.grad(loss(f), argnums=(0, 1)))(x, w) for f in fns]
+
+
 @pytest.mark.parametrize("stacked", [False, True])
 def test_subpixel_matches_xla_transposed_conv_gradients(stacked):
   """Same function, so the same gradients as XLA's own transposed convolution (PyTorch convention)."""
@@ -45,10 +53,7 @@ def test_subpixel_matches_xla_transposed_conv_gradients(stacked):
     return jax.lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2),
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
-  ours = functools.partial(conv_transpose_2x, stacked=stacked)
-  g_ours = jax.grad(loss(ours), argnums=(0, 1))(x, w)
-  g_xla = jax.grad(loss(xla), argnums=(0, 1))(x, w)
+  g_ours, g_xla = _compiled_grads((functools.partial(conv_transpose_2x, stacked=stacked), xla), x, w)
   for a, b in zip(g_ours, g_xla):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
@@ -67,14 +72,13 @@ def test_space_to_depth_conv_is_the_strided_conv_with_its_gradients(stride, kern
   dims = ("NHWC", "HWIO", "NHWC")
   xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=dims)
   ours = lambda x, w: space_to_depth_conv(x, w, (stride, stride), padding, dimension_numbers=dims)
-  np.testing.assert_allclose(ours(x, w), xla(x, w), atol=5e-5)  # outputs up to ~25: float32 sums
+  np.testing.assert_allclose(jax.jit(ours)(x, w), jax.jit(xla)(x, w), atol=5e-5)  # outputs up to ~25: float32 sums
   # Strided layers with more than PHASE_MAX_THIN_CHANNELS inputs keep XLA's strided forward pass (their
   # gradients still come from the phase form); thin ones run the phase form's stride-1 convolutions only.
   if stride > 1:
     strided_forward = f"window_strides=({stride}, {stride})" in str(jax.make_jaxpr(ours)(x, w))
     assert strided_forward == (channels[0] > PHASE_MAX_THIN_CHANNELS)
-  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
-  for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
+  for a, b in zip(*_compiled_grads((ours, xla), x, w)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=3e-4)  # gradients up to ~13: sums of 486 float32 terms
 
 
@@ -109,9 +113,8 @@ def test_conv_stride1_is_xla_conv_with_its_gradients(batch, size, channels, kern
   xla = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dims)
   ours = lambda x, w: space_to_depth_conv(x, w, (1, 1), padding, dimension_numbers=dims)
   assert "custom_vjp_call" in str(jax.make_jaxpr(ours)(x, w))  # one of the CPU backward forms is the one tested
-  np.testing.assert_allclose(ours(x, w), xla(x, w), atol=5e-5)
-  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
-  for a, b in zip(jax.grad(loss(ours), argnums=(0, 1))(x, w), jax.grad(loss(xla), argnums=(0, 1))(x, w)):
+  np.testing.assert_allclose(jax.jit(ours)(x, w), jax.jit(xla)(x, w), atol=5e-5)
+  for a, b in zip(*_compiled_grads((ours, xla), x, w)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4)
 
 
@@ -185,8 +188,8 @@ def test_instance_norm_equals_flax_instance_norm(shape):
   chex.assert_trees_all_equal(ours.init(jax.random.key(0), x), flax_in.init(jax.random.key(0), x))
   c = shape[-1]
   params = {"scale": jnp.linspace(0.5, 2, c), "bias": jnp.linspace(-1, 1, c)}
-  loss = lambda module: jax.value_and_grad(
-      lambda p, x: jnp.sum(jnp.sin(module.apply({"params": p}, x))), argnums=(0, 1))(params, x)
+  loss = lambda module: jax.jit(jax.value_and_grad(  # compiled whole (see _compiled_grads)
+      lambda p, x: jnp.sum(jnp.sin(module.apply({"params": p}, x))), argnums=(0, 1)))(params, x)
   chex.assert_trees_all_close(loss(ours), loss(flax_in), rtol=2e-5, atol=2e-5)
 
 
