@@ -193,23 +193,34 @@ def _install_vgg(arrays, tmp_path, monkeypatch):
   monkeypatch.setenv("LLE_WEIGHTS_DIR", str(tmp_path))
 
 
-def test_content_loss_uses_the_converted_vgg(tmp_path, monkeypatch):
-  """With VGG weights present the content term enters the loss; its weights sit in the state unchanged."""
+@pytest.fixture(scope="module")
+def content_step(tmp_path_factory):
+  """(config, method, jitted train step, VGG arrays) of the tiny config with the content term on, its
+  method built on He-scaled random VGG-19 weights converted as MatConvNet's: one compiled VGG-19 step
+  (20-60 s on 2 cores) for the two tests below. The step takes the VGG weights from the state, so a test
+  puts other weights there without compiling again."""
   rng = np.random.default_rng(0)
   arrays = {}
   for name, (k, b) in weights.expected_shapes(19).items():
     arrays[f"{name}/kernel"] = (rng.standard_normal(k) * np.sqrt(2 / (9 * k[2]))).astype(np.float32)
     arrays[f"{name}/bias"] = np.zeros(b, np.float32)
-  _install_vgg(arrays, tmp_path, monkeypatch)
   config = load_config("configs/iqe.py:tiny")
   with config.unlocked():
     config.loss.content_weight = 10.0
-    config.data.crop_size = 36  # as the hand computation below: one compiled step for both tests
-  method = methods.get(config)
+    config.data.crop_size = 36  # as the hand computation below (relu5_4 is 3 x 3)
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    _install_vgg(arrays, tmp_path_factory.mktemp("weights"), monkeypatch)
+    method = methods.get(config)
+  return config, method, jax.jit(method.train_step), arrays
+
+
+def test_content_loss_uses_the_converted_vgg(content_step):
+  """With VGG weights present the content term enters the loss; its weights sit in the state unchanged."""
+  _, method, train_step, arrays = content_step
   state = method.init(jax.random.key(0))
   assert "vgg" in state and _count(state["vgg"]) == _count(arrays)
   batch = {"input": jnp.full((2, 36, 36, 3), 0.1), "target": jnp.full((2, 36, 36, 3), 0.6)}
-  new_state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
+  new_state, metrics = train_step(state, batch, jax.random.key(1))
   assert float(metrics["content"]) > 0
   np.testing.assert_array_equal(np.asarray(new_state["vgg"]["conv5_4"]["kernel"]), arrays["conv5_4/kernel"])
 
@@ -236,7 +247,8 @@ def test_instance_norm_is_dpeds_formula_with_its_gradient(size):
   from lle.nn.iqe import InstanceNorm
   x = np.random.default_rng(size[0]).normal(size=(2, *size, 4)).astype(np.float32) * 2 + 1
   params = {"scale": jnp.linspace(0.5, 2, 4), "shift": jnp.linspace(-1, 1, 4)}
-  y = InstanceNorm(epsilon=1e-3).apply({"params": params}, x)
+  # Compiled (as the networks run): op by op, each operation of each shape compiles on its own.
+  y = jax.jit(InstanceNorm(epsilon=1e-3).apply)({"params": params}, x)
   x64 = x.astype(np.float64)
   mean = x64.mean(axis=(1, 2), keepdims=True)
   expected = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True) + 1e-3)
@@ -249,8 +261,9 @@ def test_instance_norm_is_dpeds_formula_with_its_gradient(size):
     return (x - mean) / jnp.sqrt(var + 1e-3) * params["scale"] + params["shift"]
 
   loss = lambda f: (lambda p, x: jnp.sum(jnp.sin(3 * f(p, x))))
-  ours = jax.grad(loss(lambda p, x: InstanceNorm(epsilon=1e-3).apply({"params": p}, x)), argnums=(0, 1))
-  for a, b in zip(jax.tree.leaves(ours(params, x)), jax.tree.leaves(jax.grad(loss(plain), argnums=(0, 1))(params, x))):
+  ours = jax.jit(jax.grad(loss(lambda p, x: InstanceNorm(epsilon=1e-3).apply({"params": p}, x)), argnums=(0, 1)))
+  reference = jax.jit(jax.grad(loss(plain), argnums=(0, 1)))
+  for a, b in zip(jax.tree.leaves(ours(params, x)), jax.tree.leaves(reference(params, x))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
@@ -354,7 +367,7 @@ def test_discriminator_forward_is_dpeds_with_non_trivial_norm_parameters():
   config = _small(load_config("configs/iqe.py"))
   module = iqe.discriminator(config)
   x = jnp.asarray(np.random.default_rng(0).random((3, 100, 100, 1)), jnp.float32)
-  params = _perturbed(module.init(jax.random.key(0), x)["params"], seed=1)
+  params = _perturbed(jax.jit(module.init)(jax.random.key(0), x)["params"], seed=1)  # shapes: all redrawn
   assert float(jnp.std(params["norm3"]["scale"])) > 0.1 and float(jnp.std(params["norm3"]["shift"])) > 0.05
   got = jax.jit(module.apply)({"params": params}, x)
   plain_discriminator = jax.jit(_plain_discriminator)  # one compile: op by op, each op compiles on its own
@@ -374,7 +387,7 @@ def test_paper_generator_forward_in_training_and_evaluation_mode(variant):
   config = _small(load_config(f"configs/iqe.py:{variant}"))
   module = iqe.generator(config)
   x = jnp.asarray(np.random.default_rng(2).random((2, 20, 24, 3)), jnp.float32)
-  variables = module.init(jax.random.key(0), x)
+  variables = jax.jit(module.init)(jax.random.key(0), x)  # one compile; the parameters are all redrawn
   params = _perturbed(variables["params"], seed=3)
   stats = variables.get("batch_stats", {})
   variables = {"params": params, "batch_stats": stats}
@@ -422,7 +435,7 @@ def test_one_train_step_is_train_model_py_lines_55_to_99():
   tiny config's sizes (its step is compiled once for this and the training test)."""
   config = load_config("configs/iqe.py:tiny")
   method = methods.get(config)
-  state = method.init(jax.random.key(0))
+  state = jax.jit(method.init)(jax.random.key(0))  # its parameters are all redrawn below
   state["gen"] = state["gen"].replace(params=_perturbed(state["gen"].params, seed=4))
   state["disc"] = state["disc"].replace(params=_perturbed(state["disc"].params, seed=5))
   rng = np.random.default_rng(6)
@@ -433,11 +446,13 @@ def test_one_train_step_is_train_model_py_lines_55_to_99():
   assert swaps.tolist() in ([0.0, 1.0], [1.0, 0.0])  # the enhanced image and the DSLR photo both reach D
   new_state, metrics = jax.jit(method.train_step)(state, {"input": jnp.asarray(phone), "target": jnp.asarray(dslr)}, key)
 
+  # The transcriptions compiled whole: op by op, each of their operations compiles on its own.
+  plain_generator, plain_discriminator = jax.jit(_plain_generator), jax.jit(_plain_discriminator)
   grey = lambda x: np.sum(x * np.array([0.2989, 0.5870, 0.1140]), axis=-1, keepdims=True)
   d_params = state["disc"].params
   # Generator step: enhanced = resnet(phone), adv_ = zeros.
-  enhanced = np.asarray(_plain_generator(state["gen"].params, jnp.asarray(phone)), np.float64)
-  probs = np.clip(_np_softmax(np.asarray(_plain_discriminator(d_params, jnp.asarray(grey(enhanced), jnp.float32)),
+  enhanced = np.asarray(plain_generator(state["gen"].params, jnp.asarray(phone)), np.float64)
+  probs = np.clip(_np_softmax(np.asarray(plain_discriminator(d_params, jnp.asarray(grey(enhanced), jnp.float32)),
                                          np.float64)), 1e-10, 1.0)
   loss_texture = np.sum(np.log(probs[:, 1]))  # -(-sum([0, 1] . log p))
   kernel = np.asarray(losses.color_kernel("dped"), np.float64)
@@ -450,10 +465,10 @@ def test_one_train_step_is_train_model_py_lines_55_to_99():
   for name, want in (("texture", loss_texture), ("color", loss_color), ("tv", loss_tv), ("g_loss", loss_generator)):
     assert float(metrics[name]) == pytest.approx(want, rel=2e-4, abs=1e-5), name
   # Discriminator step: adversarial_ = enhanced_gray (1 - adv_) + dslr_gray adv_, targets [adv_, 1 - adv_].
-  enhanced = np.asarray(_plain_generator(new_state["gen"].params, jnp.asarray(phone)), np.float64)
+  enhanced = np.asarray(plain_generator(new_state["gen"].params, jnp.asarray(phone)), np.float64)
   s = swaps[:, None, None, None]
   d_in = grey(enhanced) * (1 - s) + grey(dslr.astype(np.float64)) * s
-  probs = _np_softmax(np.asarray(_plain_discriminator(d_params, jnp.asarray(d_in, jnp.float32)), np.float64))
+  probs = _np_softmax(np.asarray(plain_discriminator(d_params, jnp.asarray(d_in, jnp.float32)), np.float64))
   target = np.stack([swaps, 1 - swaps], axis=1)
   loss_discrim = -np.sum(target * np.log(np.clip(probs, 1e-10, 1.0)))
   accuracy = np.mean(np.argmax(probs, 1) == np.argmax(target, 1))
@@ -462,7 +477,8 @@ def test_one_train_step_is_train_model_py_lines_55_to_99():
 
 
 @pytest.mark.slow  # a VGG-19 train step to compile (shared with test_content_loss_uses_the_converted_vgg)
-def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_hand(tmp_path, monkeypatch):
+def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_hand(tmp_path, monkeypatch,
+                                                                                   content_step):
   """VGG-19 weights that pass channels 0-2 straight through every layer (centre tap 1, nothing else), so
   relu5_4 = the 2x2 max, pooled four times with SAME padding, of relu(255 x - ImageNet mean). The
   generator's last layer is set to give exactly 0.6 everywhere; the target (36 x 36: relu5_4 is 3 x 3) is 0.5
@@ -474,11 +490,10 @@ def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_han
       kernel[k[0] // 2, k[1] // 2, c, c] = 1.0
     arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = kernel, np.zeros(b, np.float32)
   _install_vgg(arrays, tmp_path, monkeypatch)
-  config = load_config("configs/iqe.py:tiny")
-  with config.unlocked():
-    config.loss.content_weight, config.data.crop_size = 10.0, 36
-  method = methods.get(config)
+  config, method, train_step, _ = content_step  # content weight 10, 36 x 36
+  vgg_params, _ = iqe.load_vgg(config)  # these weights, loaded as methods.get loads them (the same preprocess)
   state = method.init(jax.random.key(0))
+  state["vgg"] = jax.tree.map(jnp.asarray, vgg_params)  # what init does with the weights it was built on
   params = dict(state["gen"].params)
   last = max((k for k in params if k.startswith("W")), key=lambda k: int(k[1:]))
   params[last] = {"kernel": jnp.zeros_like(params[last]["kernel"]),
@@ -486,8 +501,7 @@ def test_content_term_is_relu5_4_of_x255_minus_the_mean_with_same_pooling_by_han
   state["gen"] = state["gen"].replace(params=params)
   target = np.full((2, 36, 36, 3), 0.5, np.float32)
   target[:, 35, 35] = 1.0
-  _, metrics = jax.jit(method.train_step)(state, {"input": jnp.zeros((2, 36, 36, 3)), "target": jnp.asarray(target)},
-                                          jax.random.key(1))
+  _, metrics = train_step(state, {"input": jnp.zeros((2, 36, 36, 3)), "target": jnp.asarray(target)}, jax.random.key(1))
   values = {"mse": float(metrics["content"])}
   # By hand: 255 x 0.6 = 153 and 255 x 0.5 = 127.5 both exceed every channel's mean, so the features differ by
   # 25.5 in channels 0-2 at 8 of the 3 x 3 positions, and by 153 - 255 = -102 at the corner's; channels 3-511
