@@ -1,5 +1,6 @@
 """tmgan (Montulet & Briassouli 2019): CIELAB, the lightness U-Net and PatchGAN, LSGAN signs, cyclic
 learning rates, colour kept from the input, and the VGG loss's weights."""
+import functools
 import os
 
 import jax
@@ -110,14 +111,16 @@ def test_patchgan_forward_matches_a_plain_lax_transcription():
   features = (4, 8, 8)
   d = PatchDiscriminator(features=features, norm_epsilon=1e-3, negative_slope=0.2)
   x = jax.random.uniform(jax.random.key(1), (2, 64, 64, 2))
-  params = d.init(jax.random.key(0), x)["params"]
+  # Compiled whole here and below: op by op, each operation compiles on its own.
+  params = jax.jit(d.init)(jax.random.key(0), x)["params"]
   rng = np.random.default_rng(4)  # norm parameters away from their identity start, so that they count
   params = jax.tree_util.tree_map_with_path(
       lambda path, v: v + rng.normal(0, 0.3, v.shape).astype(np.float32)
       if "InstanceNorm" in jax.tree_util.keystr(path) else v, params)
   assert sorted(params) == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "InstanceNorm_0", "InstanceNorm_1"]
-  ours = np.asarray(d.apply({"params": params}, x))
-  want = np.asarray(_plain_discriminator(params, x, features=features, eps=1e-3, slope=0.2))
+  ours = np.asarray(jax.jit(d.apply)({"params": params}, x))
+  plain = jax.jit(functools.partial(_plain_discriminator, features=features, eps=1e-3, slope=0.2))
+  want = np.asarray(plain(params, x))
   assert ours.shape == (2, 8, 8) and want.std() > 0.1
   np.testing.assert_allclose(ours, want, atol=2e-5 * np.abs(want).max())
 
