@@ -104,6 +104,18 @@ def base(method: str) -> ml_collections.ConfigDict:
   return c
 
 
+def width_scaled_init(name: str, paper_width: int, width: int) -> str:
+  """A fixed-std kernel initialiser ('normal_<std>' or 'truncated_normal_<std>') rescaled for a network
+  narrowed from `paper_width` to `width` features, so that each layer keeps the gain the paper's init gives
+  it at the paper's widths: a conv's output std is std * sqrt(k * k * fan_in channels) times its input's,
+  so std grows by sqrt(paper_width / width). (A fixed std at a quarter of the width halves every layer's
+  gain, and a signal through a dozen such layers starts 2^12 times smaller than in the paper's network.)"""
+  family, _, std = name.rpartition("_")
+  if family not in ("normal", "truncated_normal"):
+    raise ValueError(f"width_scaled_init: {name!r} is not 'normal_<std>' or 'truncated_normal_<std>'")
+  return f"{family}_{float(std) * (paper_width / width) ** 0.5:.4g}"
+
+
 def low_light_baselines(c):
   """`config.eval.baselines` of the low-light methods (lle.baselines.low_light): GLADNet, NEID, tmgan, IQE."""
   b = c.eval.baselines

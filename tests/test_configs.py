@@ -104,3 +104,28 @@ def test_paper_values_and_ablations():
 def test_unknown_variant_names_the_choices(path):
   with pytest.raises(ValueError, match="unknown config variant 'nope'.*demo"):
     load_config(f"{path}:nope")
+
+
+def test_width_scaled_init_keeps_the_papers_per_layer_gain():
+  """A 3x3 conv's output std over unit-variance inputs is std * sqrt(9 C): the rescaled std gives a 16-channel
+  layer the gain the paper's std gives a 64-channel one, and keeps the initialiser's family."""
+  import jax.numpy as jnp
+  from flax import linen as nn
+  from lle import config_lib
+  from lle.nn.iqe import init_fn
+
+  def gain(name, channels):
+    conv = nn.Conv(channels, (3, 3), padding="VALID", use_bias=False, kernel_init=init_fn(name))
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 34, 34, channels))
+    params = conv.init(jax.random.PRNGKey(1), x)
+    return float(jnp.std(conv.apply(params, x)))
+
+  assert config_lib.width_scaled_init("normal_0.02", 64, 16) == "normal_0.04"
+  scaled = config_lib.width_scaled_init("truncated_normal_0.01", 64, 16)
+  assert scaled.startswith("truncated_normal_")
+  assert gain(scaled, 16) == pytest.approx(gain("truncated_normal_0.01", 64), rel=0.1)
+  assert gain("truncated_normal_0.01", 16) == pytest.approx(gain("truncated_normal_0.01", 64) / 2, rel=0.1)
+  with pytest.raises(ValueError, match="he_gaussian"):
+    config_lib.width_scaled_init("he_gaussian", 64, 16)
+  assert load_config("configs/neid.py:demo").model.kernel_init == "normal_0.04"
+  assert load_config("configs/iqe.py:paper,demo").generator.kernel_init.startswith("normal_0.023")
