@@ -57,10 +57,10 @@ from lle import config_lib
 
 
 # What the demo's table says when a baseline leads a headline metric (measured: see `_demo`).
-DEMO_HEADLINE_NOTE = ("Without its content (VGG) term, the demo's generator reaches CLAHE's PSNR in the demo's minutes but "
-                  "not by a margin that holds for every run length (900 steps: 20.19, 1000: 19.63, 1100: 19.24, "
-                  "against CLAHE's 19.72): each output pixel sees only 37 input pixels, and a capture's exposure "
-                  "is read from that window and instance-norm statistics alone")
+DEMO_HEADLINE_NOTE = ("Without its content (VGG) term, the demo's generator reaches CLAHE's PSNR only in some runs: "
+                  "the same 900 steps scored 20.19 on one core and 18.66 on two threads (reduction order), and "
+                  "1000-1200 steps 19.2-20.7, against CLAHE's 19.72; each output pixel sees only 37 input pixels, "
+                  "and a capture's exposure is read from that window and instance-norm statistics alone")
 
 
 def get_config(arg=None):
@@ -225,7 +225,8 @@ def _demo(c):
   The cause of that shortfall was the initialisation, not the data: DPED's std 0.01, set for 64 features,
   leaves the 12-feature generator's layers a gain of 0.10 each (see `generator.kernel_init` below); its
   training colour term stayed ~3x higher. With the std scaled to the width (the code's per-layer gain):
-  600 steps 18.70 / 0.565; 900 steps (as set, the schedule over 900) 20.19 / 0.626; 1000 steps 19.63 /
+  600 steps 18.70 / 0.565; 900 steps (as set, the schedule over 900) 20.19 / 0.626, and 18.66 / 0.607
+  from a fresh clone in 4 min 32 s (two threads); 1000 steps 19.63 /
   0.595; 1100 steps 19.24 / 0.597; 1200 steps 20.71 / 0.642 (18.13 at step 400, 19.51 at 800), and
   19.95 / 0.630 from a fresh clone, but in 5 min 58 s; batch 4 for 600 steps (the same images) 19.48 /
   0.624; 80x80 crops for 1100 steps 19.45 / 0.616. (These runs were each pinned to one core beside another
