@@ -256,6 +256,7 @@ def _demo(c):
   c.optimizer.decay_factor = 0.1
   # The held-out split is 3 full photos: one batch of 3 for DPED's batch pooling.
   c.eval.pooling_batch_size = 3
+  paper_width = c.generator.features  # the code's 64
   c.generator.features = 12
   # DPED's std 0.01 was set for 64 features: at 12 the same std shrinks each 3x3 layer's gain from
   # sqrt(9 x 64) x 0.01 = 0.24 to 0.10, and the output started as tanh of near-constant bias maps. The
@@ -263,7 +264,7 @@ def _demo(c):
   # gain at the demo's width). Measured (600 steps, held-out PSNR / SSIM): DPED's 0.01 16.50 / 0.611;
   # scaled (0.023) 18.70 / 0.565; He's sqrt(2 / fan_in) 18.52 / 0.479. The discriminator keeps DPED's
   # std: its texture term is ~1% of the generator's loss here.
-  c.generator.kernel_init = config_lib.width_scaled_init(c.generator.kernel_init, 64, c.generator.features)
+  c.generator.kernel_init = config_lib.width_scaled_init(c.generator.kernel_init, paper_width, c.generator.features)
   c.discriminator.conv_features = (12, 32, 48, 48, 32)
   c.discriminator.fc_features = 128
   c.loss.content_weight = 0.0

@@ -142,13 +142,14 @@ def _demo(c):
   c.checkpoint_every_steps = 600
   c.log_every_steps = 25
   c.data.crop_size = 128
+  paper_width = c.model.features[0]  # the U-Net's 64 (its other levels shrink by the same 4x)
   c.model.features = (16, 32, 64)
   c.model.attention_reduction = 4
   # The paper's N(0, 0.02) was set for its widths, 4x these: at a quarter of the width each 3x3 layer's gain
   # halves (sqrt(9 x 64) x 0.02 = 0.48 -> 0.24), and a signal through the dozen convolutions of LE's path
   # starts 2^12 times smaller than in the paper's network. Scaled by sqrt(4) (lle.config_lib.
   # width_scaled_init): N(0, 0.04), the paper's per-layer gain at the demo's widths.
-  c.model.kernel_init = config_lib.width_scaled_init(c.model.kernel_init, 64, c.model.features[0])
+  c.model.kernel_init = config_lib.width_scaled_init(c.model.kernel_init, paper_width, c.model.features[0])
   _units_255(c)  # eq. 7 on [0, 255] images (variant `units_255`): measured below
   # The paper's 1e-4 over 120k steps; a 600-step run needs a larger rate, cut 10x for the last fifth.
   c.optimizer.learning_rate = 1e-3
