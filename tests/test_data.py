@@ -99,3 +99,11 @@ def test_parallel_first_use_builds_once(tmp_path):
   for t in threads:
     t.join()
   assert FakeBuilder.builds == 1
+
+
+def test_demo_builder_writes_array_record_when_built_through_tfds_alone(tmp_path):
+  """`tfds.builder("lle_demo/lowlight").download_and_prepare()` outside lle: TFDS's default, TFRecord,
+  needs TensorFlow to write, which lle does not install."""
+  import tensorflow_datasets as tfds
+  for name in ("lle_demo/lowlight", "lle_demo/itmn"):
+    assert tfds.builder(name, data_dir=str(tmp_path)).info.file_format == tfds.core.FileFormat.ARRAY_RECORD

@@ -178,6 +178,11 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
                               description="Low-light (darkened, noisy, 8-bit) -> the photo (8-bit)."),
   ]
 
+  def __init__(self, *, file_format="array_record", **kwargs):
+    # lle reads array_record (random access, no TensorFlow); without this default, `tfds.builder(
+    # "lle_demo/lowlight").download_and_prepare()` would write TFRecord files, which need TensorFlow.
+    super().__init__(file_format=file_format, **kwargs)
+
   def _info(self):
     image = lambda dtype, encoding="zlib": tfds.features.Tensor(shape=(None, None, 3), dtype=dtype,
                                                                 encoding=encoding)
