@@ -155,7 +155,7 @@ def _demo(c):
   _units_255(c)  # eq. 7 on [0, 255] images (variant `units_255`): measured below
   # The paper's 1e-4 over 120k steps; a 1500-step run needs a larger rate, cut 10x for the last fifth.
   c.optimizer.learning_rate = 1e-3
-  c.optimizer.boundaries = (1200,)
+  c.optimizer.boundaries = (c.num_train_steps * 4 // 5,)
   c.optimizer.boundary_factors = (0.1,)
   # Measured, 600 steps (held-out PSNR / SSIM), with the paper's N(0, 0.02): on lle_demo/lowlight 1.1.0
   # 16.68 / 0.587; on 2.1.0 (8 stratified exposures per training photo) 17.83 / 0.591 (chelsea 16.8, coffee

@@ -178,22 +178,30 @@ def describe_partial(partial: dict) -> str:
   return "; ".join(parts)
 
 
-class StrictBuilderMixin:
+class ArrayRecordByDefault:
+  """Builder mixin: `array_record` files (random access, no TensorFlow: what lle reads) unless a
+  `file_format` is given, also when a data set is built through `tfds.builder(NAME)` alone, where TFDS's
+  own default, TFRecord, needs TensorFlow to write."""
+
+  def __init__(self, *, file_format="array_record", **kwargs):
+    super().__init__(file_format=file_format, **kwargs)
+
+
+class StrictBuilderMixin(ArrayRecordByDefault):
   """Builder arguments shared by the builders of user-supplied data:
 
   skip_bad: skip (and count) bad examples instead of stopping at the first one.
   allow_subset: build from a partial download (fewer images than the data set has).
-  file_format: `array_record` by default (random access, no TensorFlow).
+  file_format: `array_record` by default (ArrayRecordByDefault).
 
   A build that skipped examples or used a subset says so in its dataset info (`partial_build`).
   """
 
-  def __init__(self, *, skip_bad: bool = False, allow_subset: bool = False, file_format="array_record",
-               **kwargs):
+  def __init__(self, *, skip_bad: bool = False, allow_subset: bool = False, **kwargs):
     self.bad_files = BadFiles(skip=skip_bad)
     self.allow_subset = allow_subset
     self.subsets = []  # "<what>: <found> of <expected>" of each short count allowed by allow_subset
-    super().__init__(file_format=file_format, **kwargs)
+    super().__init__(**kwargs)
 
   def check_count(self, found: int, expected: int, what: str) -> None:
     """`check_count` with this builder's allow_subset, recording a subset it allows."""

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lle import color
+from lle.data import errors
 from lle.data.hdr import tonemap
 
 MAX_SIDE = 640
@@ -166,7 +167,7 @@ _RELEASE_NOTES = {
 }
 
 
-class LleDemo(tfds.core.GeneratorBasedBuilder):
+class LleDemo(errors.ArrayRecordByDefault, tfds.core.GeneratorBasedBuilder):
   """Paired demo data made from photos shipped with scikit-image and matplotlib."""
 
   VERSION = tfds.core.Version("2.1.0")
@@ -177,11 +178,6 @@ class LleDemo(tfds.core.GeneratorBasedBuilder):
       tfds.core.BuilderConfig(name="lowlight", version="2.1.0", release_notes=_RELEASE_NOTES,
                               description="Low-light (darkened, noisy, 8-bit) -> the photo (8-bit)."),
   ]
-
-  def __init__(self, *, file_format="array_record", **kwargs):
-    # lle reads array_record (random access, no TensorFlow); without this default, `tfds.builder(
-    # "lle_demo/lowlight").download_and_prepare()` would write TFRecord files, which need TensorFlow.
-    super().__init__(file_format=file_format, **kwargs)
 
   def _info(self):
     image = lambda dtype, encoding="zlib": tfds.features.Tensor(shape=(None, None, 3), dtype=dtype,
