@@ -176,7 +176,8 @@ def _demo(c):
   # every channel) 19.79 / 0.658, with 4 levels 20.15 / 0.654 (700 steps: 19.57 / 0.648): coffee's hue
   # comes right but not its exposure (output mean 1.22x the target's); leaving `retina` out of the
   # training photos (its red is unlike the rest) 19.74 / 0.658, chelsea 3 dB lower, coffee as red.
-  # As set (1500 steps, cut at 1200), two threads: 21.87 / 0.700 against CLAHE's 19.56 and BIMEF's 0.672,
+  # As set (1500 steps, cut at 1200), two threads (`python -m lle.main`, without the launcher's XLA flag):
+  # 21.87 / 0.700 against CLAHE's 19.56 and BIMEF's 0.672,
   # and 22.29 / 0.707 from a fresh clone in 3 min 33 s, the data build included (4 levels, 1500 steps:
   # 21.51 / 0.696 in 4 min 25 s; 1200 steps 20.94 / 0.685); SSIM is what the 600 steps above lacked.
   c.eval.headline_note = (
