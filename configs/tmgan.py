@@ -313,7 +313,7 @@ def _demo(c):
   halo around the head). One 700-step run scored at each cycle's end (steps 100-700): PSNR 18.25, 18.70,
   19.60, 18.07, 17.90, 18.81, 18.96 (it moves by a dB from cycle to cycle); FSITM 0.564, 0.574, 0.582,
   0.589, 0.593, 0.596, 0.598. Each restart at 0.01 undid part of the cycle before: one cosine cycle over
-  the 500 steps (as set) scored 17.87 / 1160 / 0.596 at step 250 and 19.28 / 775 / 0.599 at 500 (CIELAB L
+  500 steps (as then set) scored 17.87 / 1160 / 0.596 at step 250 and 19.28 / 775 / 0.599 at 500 (CIELAB L
   alone: 21.88 dB), ahead of five 100-step cycles on every column; with `scaled_chroma` as well 20.17 /
   704 / 0.576. 384x384 crops at batch 1 (the same pixels a step, instance-norm statistics nearer a whole
   photo's), five cycles: 18.24 / 978 / 0.585 at step 300. One cycle over 1500 steps: 19.23 / 790 / 0.612."""
@@ -329,8 +329,8 @@ def _demo(c):
   # compilation, the data build and the evaluation beside the baselines fit the demo's 5 minutes; FSITM,
   # the column CLAHE leads at every seed, gains from every step (500 steps: see above).
   c.num_train_steps = 1200
-  c.eval_every_steps = 1200
-  c.checkpoint_every_steps = 600
+  c.eval_every_steps = c.num_train_steps  # one evaluation, at the end
+  c.checkpoint_every_steps = c.num_train_steps // 2
   c.log_every_steps = 25
   # The paper's first three generator widths, the deeper ones halved (measured above); D as narrow as before.
   c.generator.features = (16, 32, 64, 64, 64, 64, 64)
