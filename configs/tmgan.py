@@ -303,8 +303,11 @@ def _demo(c):
   0, the widths as set, about 9 min) scored FSITM 0.6235 at step 1500 and 0.6232 at 3000 (PSNR / MSE 20.08 /
   668 and 20.11 / 662, ahead of CLAHE on those two at this seed), so CLAHE's 0.631 is not a matter of the
   demo's minutes. Every system made from the noisy input scores 0.611-0.631 (identity 0.627, BIMEF 0.628,
-  MSR 0.623, exposure_gamma 0.611), the target with noise or blur added above 0.74-0.78: at 2-4 pixels the
-  input's sensor noise hides structure that nothing here recovers. The paper adds its VGG term because it
+  MSR 0.623, exposure_gamma 0.611), the target with noise or blur added above 0.74-0.78, and the same
+  held-out captures made without the sensor's noise (8-bit, the same exposures: lle/data/demo/builder.py's
+  `darken` without the Poisson and read noise) 0.859 / 0.886 / 0.877 against the noisy inputs' 0.584 / 0.673
+  / 0.626 (chelsea / coffee / grace_hopper): at 2-4 pixels the input's sensor noise hides structure that
+  nothing here recovers. The paper adds its VGG term because it
   "preserves high frequencies (details) much better compared to using pixel-wise MSE" (sec. 2.1); the demo
   leaves it out (no ImageNet weights here), so whether it would lift FSITM is untested (DEMO_HEADLINE_NOTE).
 
