@@ -307,9 +307,9 @@ def _demo(c):
   held-out captures made without the sensor's noise (8-bit, the same exposures: lle/data/demo/builder.py's
   `darken` without the Poisson and read noise) 0.859 / 0.886 / 0.877 against the noisy inputs' 0.584 / 0.673
   / 0.626 (chelsea / coffee / grace_hopper): at 2-4 pixels the input's sensor noise hides structure that
-  nothing here recovers. The paper adds its VGG term because it
-  "preserves high frequencies (details) much better compared to using pixel-wise MSE" (sec. 2.1); the demo
-  leaves it out (no ImageNet weights here), so whether it would lift FSITM is untested (DEMO_HEADLINE_NOTE).
+  nothing here recovers. The paper adds its VGG term because it "preserves high frequencies (details) much
+  better compared to using pixel-wise MSE" (sec. 2.1); the demo leaves it out (no ImageNet weights here), so
+  whether it would lift FSITM is untested (DEMO_HEADLINE_NOTE).
 
   D stays inert (its mean scores on real and generated maps within ~0.1 of 0): seven stride-2 blocks
   leave it a 2 x 2 map at 256 x 256, instance-normalised over those 4 positions. Its weight at 1e-2
