@@ -250,10 +250,10 @@ def _demo(c):
   # About 27 images/s on the idle 2-core CPU these demos are measured on (96x96, batch 2; ~75 ms a step; an
   # earlier 2-core host managed 10): 3000 steps, compilation, the data build and the evaluation beside four
   # baselines fit the demo's 5 minutes. Measured with two threads (`python -m lle.main`, without the
-  # launcher's XLA flag; held-out PSNR / SSIM, CLAHE 19.72 /
-  # 0.435): 3000 steps, seeds 0, 1, 2: 20.20 / 0.648, 20.41 / 0.649, 19.85 / 0.561, each in ~4 min 25 s
-  # with the data built; 2000 steps 20.18 / 0.591, 19.86 / 0.643, 19.39 / 0.605 (seed 2 behind CLAHE). The
-  # 900 steps measured above reached CLAHE's PSNR only in some runs.
+  # launcher's XLA flag; held-out PSNR / SSIM, CLAHE 19.72 / 0.435): 3000 steps, seeds 0, 1, 2: 20.20 /
+  # 0.648, 20.41 / 0.649, 19.85 / 0.561, each in ~4 min 25 s with the data built; 2000 steps 20.18 / 0.591,
+  # 19.86 / 0.643, 19.39 / 0.605 (seed 2 behind CLAHE). The 900 steps measured above reached CLAHE's PSNR
+  # only in some runs.
   c.num_train_steps = 3000
   c.eval_every_steps = 3000
   c.checkpoint_every_steps = 3000

@@ -177,9 +177,9 @@ def _demo(c):
   # comes right but not its exposure (output mean 1.22x the target's); leaving `retina` out of the
   # training photos (its red is unlike the rest) 19.74 / 0.658, chelsea 3 dB lower, coffee as red.
   # As set (1500 steps, cut at 1200), two threads (`python -m lle.main`, without the launcher's XLA flag):
-  # 21.87 / 0.700 against CLAHE's 19.56 and BIMEF's 0.672,
-  # and 22.29 / 0.707 from a fresh clone in 3 min 33 s, the data build included (4 levels, 1500 steps:
-  # 21.51 / 0.696 in 4 min 25 s; 1200 steps 20.94 / 0.685); SSIM is what the 600 steps above lacked.
+  # 21.87 / 0.700 against CLAHE's 19.56 and BIMEF's 0.672, and 22.29 / 0.707 from a fresh clone in 3 min 33
+  # s, the data build included (4 levels, 1500 steps: 21.51 / 0.696 in 4 min 25 s; 1200 steps 20.94 /
+  # 0.685); SSIM is what the 600 steps above lacked.
   c.eval.headline_note = (
       "SSIM grows with steps (600: 0.651-0.661, 1500: 0.700, against BIMEF's 0.672); coffee, the brightest "
       "held-out capture (1.9 stops under), comes out brighter, redder and smoother than its target, and the "
